@@ -1,0 +1,2 @@
+//! The pure supervision engine. (Being written.)
+pub mod backoff;

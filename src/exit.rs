@@ -1,0 +1,21 @@
+//! vigil's own exit codes (sysexits). `main` is the only place that turns an outcome into one.
+//!
+//! A root shut down by a significant child, and `vigil exec`, exit with the child's own
+//! status instead (its code, or 128 + signal); see [`crate::spec::ExitStatus::shell_code`].
+
+/// Clean stop (SIGTERM/SIGINT, or every child done).
+pub const OK: u8 = 0;
+/// Command-line usage error (clap's own code).
+pub const USAGE: u8 = 2;
+/// `EX_UNAVAILABLE`: a child failed to start during the initial start.
+pub const START_FAILED: u8 = 69;
+/// `EX_SOFTWARE`: internal error in vigil.
+pub const INTERNAL: u8 = 70;
+/// `EX_TEMPFAIL`: the root's restart intensity was exceeded; the container should be restarted.
+pub const GAVE_UP: u8 = 75;
+/// `EX_CONFIG`: invalid configuration; nothing was started.
+pub const CONFIG: u8 = 78;
+/// `vigil exec`: the command was found but could not be executed.
+pub const NOT_EXECUTABLE: u8 = 126;
+/// `vigil exec`: the command was not found.
+pub const NOT_FOUND: u8 = 127;

@@ -1,0 +1,27 @@
+//! vigil: a PID-1-capable supervisor of OS processes with Erlang/OTP semantics.
+//!
+//! # Layout
+//!
+//! - [`spec`]: the validated supervision tree (plain data).
+//! - [`config`]: TOML → raw structs → validated [`spec::Tree`], every error at once.
+//! - [`core`]: the pure engine. Inputs with `now` in, actions and a next deadline out.
+//!   No I/O, no clock, no tokio or nix.
+//! - [`runtime`]: the event loop that feeds the engine from signals, the reaper and
+//!   timers, and carries out its actions (spawn, signal, exit).
+//! - [`exec`]: `vigil exec -- CMD`, the single-command init (tini / dumb-init mode).
+//! - [`sys`]: the only module with `unsafe`: thin wrappers over system calls.
+//!
+//! `docs/ARCHITECTURE.md` draws the loop and lists the invariants.
+
+#![deny(clippy::disallowed_methods)]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod core;
+pub mod exec;
+pub mod exit;
+pub mod runtime;
+pub mod spec;
+pub mod sys;

@@ -1,0 +1,40 @@
+//! The `vigil` binary: parse the command line, set up logging, dispatch, and turn the
+//! outcome into an exit code. The exit-code policy lives here and in [`vigil::exit`].
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use vigil::cli::{self, Cli, Command, LogFormat};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    init_logging(cli.log_format);
+    let code = match cli.command {
+        Command::Run { config } => vigil::runtime::run_main(&cli::config_path(config)),
+        Command::Check { config } => vigil::config::check_main(&cli::config_path(config)),
+        Command::Exec(args) => vigil::exec::exec_main(&args),
+    };
+    ExitCode::from(code)
+}
+
+/// Logs go to stderr: children inherit stdout and stderr, and vigil's lines must not
+/// mix with a child's stdout. `RUST_LOG` overrides the default level (`info`).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

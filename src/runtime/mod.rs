@@ -1,0 +1,7 @@
+//! The runtime. (Being written.)
+use std::path::Path;
+
+/// `vigil run`.
+pub fn run_main(_path: &Path) -> u8 {
+    crate::exit::INTERNAL
+}

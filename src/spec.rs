@@ -1,0 +1,422 @@
+//! The validated supervision tree: what the config means, with every default filled in.
+//!
+//! This module owns the *model* of a configuration. It is plain data: the
+//! config loader (`crate::config`) is the only producer, the engine
+//! (`crate::core`) and the runtime are consumers. It must never do I/O, read
+//! a clock, or depend on tokio or nix, so that the pure core can use it.
+//!
+//! The tree is an arena: every supervisor and process is a [`Node`] in
+//! [`Tree::nodes`], addressed by [`NodeId`]. The root supervisor is always
+//! node 0 and is named [`ROOT_NAME`]. A supervisor's `children` list is its
+//! start order; stop order is the reverse.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The name of the top-level supervisor (the file itself). Reserved: no child may use it.
+pub const ROOT_NAME: &str = "root";
+
+/// Index of a node (supervisor or process) in [`Tree::nodes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(pub u32);
+
+impl NodeId {
+    /// The root supervisor.
+    pub const ROOT: NodeId = NodeId(0);
+
+    /// The arena index.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A whole validated configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tree {
+    /// Every node; `nodes[0]` is the root supervisor. Children come after their parent.
+    pub nodes: Vec<Node>,
+    /// Overall deadline for a requested stop (`shutdown_timeout` at the top level):
+    /// when it passes, everything left is killed with SIGKILL. `None` waits for the
+    /// per-child shutdown specs alone.
+    pub shutdown_timeout: Option<Duration>,
+}
+
+impl Tree {
+    /// The node with this id.
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+
+    /// Looks a node up by name (names are unique across the tree).
+    pub fn find(&self, name: &str) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .map(|i| NodeId(i as u32))
+    }
+
+    /// The children of a supervisor in start order (empty for a process).
+    pub fn children(&self, id: NodeId) -> &[NodeId] {
+        match &self.node(id).kind {
+            NodeKind::Supervisor(s) => &s.children,
+            NodeKind::Process(_) => &[],
+        }
+    }
+
+    /// All node ids.
+    pub fn ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        (0..self.nodes.len() as u32).map(NodeId)
+    }
+}
+
+/// One supervisor or process.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// Unique name, `[a-z0-9][a-z0-9_.-]*`, or [`ROOT_NAME`].
+    pub name: String,
+    /// The supervisor that owns this node; `None` only for the root.
+    pub parent: Option<NodeId>,
+    /// How the parent treats an exit of this node.
+    pub restart: Restart,
+    /// How the parent stops this node.
+    pub shutdown: Shutdown,
+    /// Whether this node's own exit can trigger the parent's `auto_shutdown`.
+    pub significant: bool,
+    /// Supervisor or process settings.
+    pub kind: NodeKind,
+}
+
+impl Node {
+    /// The supervisor settings, if this node is a supervisor.
+    pub fn as_supervisor(&self) -> Option<&SupervisorSpec> {
+        match &self.kind {
+            NodeKind::Supervisor(s) => Some(s),
+            NodeKind::Process(_) => None,
+        }
+    }
+
+    /// The process settings, if this node is a process.
+    pub fn as_process(&self) -> Option<&ProcessSpec> {
+        match &self.kind {
+            NodeKind::Process(p) => Some(p),
+            NodeKind::Supervisor(_) => None,
+        }
+    }
+}
+
+/// What a node is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeKind {
+    /// A supervisor of further nodes.
+    Supervisor(SupervisorSpec),
+    /// An OS process.
+    Process(ProcessSpec),
+}
+
+/// Settings of a supervisor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SupervisorSpec {
+    /// Which siblings are restarted with a child that exited.
+    pub strategy: Strategy,
+    /// Restarts allowed within `period`; one more and the supervisor gives up.
+    pub intensity: u32,
+    /// The sliding window for `intensity`. Never zero.
+    pub period: Duration,
+    /// Whether the exit of significant children shuts this supervisor down.
+    pub auto_shutdown: AutoShutdown,
+    /// Children in start order.
+    pub children: Vec<NodeId>,
+}
+
+/// Settings of an OS process.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcessSpec {
+    /// argv; `command[0]` is looked up in `PATH` when it has no slash. Never empty.
+    pub command: Vec<String>,
+    /// The signal that asks the process to stop (sent to its process group).
+    pub stop_signal: Signal,
+    /// Exit codes that count as a normal exit (OTP's `normal`). Default `[0]`.
+    pub success_exit_codes: Vec<i32>,
+    /// Variables set on top of the inherited environment, in file order.
+    pub env: Vec<(String, String)>,
+    /// Working directory; `None` is the directory vigil was started in.
+    pub cwd: Option<PathBuf>,
+    /// User to run as (name or numeric uid).
+    pub user: Option<String>,
+    /// Group to run as (name or numeric gid).
+    pub group: Option<String>,
+    /// Delay before restarts.
+    pub backoff: Backoff,
+}
+
+impl ProcessSpec {
+    /// Whether an exit code counts as a normal exit.
+    pub fn is_success(&self, code: i32) -> bool {
+        self.success_exit_codes.contains(&code)
+    }
+}
+
+/// OTP restart strategies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Restart only the child that exited.
+    OneForOne,
+    /// Stop all children (reverse order), then start all of them (in order).
+    OneForAll,
+    /// Stop the children started after the one that exited, then start it and them.
+    RestForOne,
+}
+
+impl Strategy {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::OneForOne => "one_for_one",
+            Strategy::OneForAll => "one_for_all",
+            Strategy::RestForOne => "rest_for_one",
+        }
+    }
+}
+
+/// OTP restart types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restart {
+    /// Always restarted, whatever the exit.
+    Permanent,
+    /// Restarted only after an abnormal exit.
+    Transient,
+    /// Never restarted; removed once it exits.
+    Temporary,
+}
+
+impl Restart {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Restart::Permanent => "permanent",
+            Restart::Transient => "transient",
+            Restart::Temporary => "temporary",
+        }
+    }
+}
+
+/// OTP `auto_shutdown`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoShutdown {
+    /// Significant children are not allowed.
+    Never,
+    /// Shut down when any significant child exits by itself and is not restarted.
+    AnySignificant,
+    /// Shut down when every significant child has exited.
+    AllSignificant,
+}
+
+impl AutoShutdown {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoShutdown::Never => "never",
+            AutoShutdown::AnySignificant => "any_significant",
+            AutoShutdown::AllSignificant => "all_significant",
+        }
+    }
+}
+
+/// How a node is stopped (OTP shutdown spec).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// SIGKILL at once (to the process group; for a supervisor, to its whole subtree).
+    BrutalKill,
+    /// The stop signal, then SIGKILL when the grace has passed.
+    Timeout(Duration),
+    /// The stop signal, then wait for as long as it takes.
+    Infinity,
+}
+
+impl fmt::Display for Shutdown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shutdown::BrutalKill => f.write_str("brutal_kill"),
+            Shutdown::Infinity => f.write_str("infinity"),
+            Shutdown::Timeout(d) => write!(f, "{}", humanize(*d)),
+        }
+    }
+}
+
+/// Restart delay schedule (vigil's addition to OTP).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Backoff {
+    /// Restart at once, as OTP does.
+    None,
+    /// `initial * multiplier^n`, capped at `max`, with +/- `jitter` (a fraction), where `n`
+    /// counts consecutive restarts; `n` goes back to 0 once the child has run `reset_after`.
+    Exponential {
+        /// Delay before the first restart.
+        initial: Duration,
+        /// Upper bound of the delay.
+        max: Duration,
+        /// Growth factor per consecutive restart (>= 1).
+        multiplier: f64,
+        /// Random spread as a fraction of the delay, in `[0, 1)`.
+        jitter: f64,
+        /// Uptime after which the schedule starts again from `initial`.
+        reset_after: Duration,
+    },
+}
+
+impl Backoff {
+    /// The default schedule: 100 ms doubling to 5 s, 10% jitter, reset after 10 s of uptime.
+    ///
+    /// Chosen so that with the default intensity (3 in 5 s) a child that crashes at once
+    /// exhausts the budget within a second (0.1 + 0.2 + 0.4 s) and the container exits 75,
+    /// handing the long-term backoff to the kubelet's CrashLoopBackOff, while a child that
+    /// crashes now and then is back within 100 ms.
+    pub const DEFAULT: Backoff = Backoff::Exponential {
+        initial: Duration::from_millis(100),
+        max: Duration::from_secs(5),
+        multiplier: 2.0,
+        jitter: 0.1,
+        reset_after: Duration::from_secs(10),
+    };
+}
+
+/// A Linux signal number, as the engine sees it (no nix in the core).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Signal(pub i32);
+
+impl Signal {
+    /// SIGHUP.
+    pub const HUP: Signal = Signal(1);
+    /// SIGINT.
+    pub const INT: Signal = Signal(2);
+    /// SIGQUIT.
+    pub const QUIT: Signal = Signal(3);
+    /// SIGKILL.
+    pub const KILL: Signal = Signal(9);
+    /// SIGTERM.
+    pub const TERM: Signal = Signal(15);
+
+    /// `SIGTERM`-style name, or the number for signals without one (real-time signals).
+    pub fn name(self) -> String {
+        match SIGNAL_NAMES.iter().find(|(_, n)| *n == self.0) {
+            Some((name, _)) => (*name).to_string(),
+            None => format!("signal {}", self.0),
+        }
+    }
+
+    /// Parses `SIGTERM`, `TERM` or `15` (any case for names).
+    pub fn parse(s: &str) -> Option<Signal> {
+        if let Ok(n) = s.parse::<i32>() {
+            return (1..=64).contains(&n).then_some(Signal(n));
+        }
+        let upper = s.to_ascii_uppercase();
+        let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+        SIGNAL_NAMES
+            .iter()
+            .find(|(name, _)| &name[3..] == bare)
+            .map(|(_, n)| Signal(*n))
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// Linux (x86_64, aarch64) signal names and numbers.
+pub const SIGNAL_NAMES: &[(&str, i32)] = &[
+    ("SIGHUP", 1),
+    ("SIGINT", 2),
+    ("SIGQUIT", 3),
+    ("SIGILL", 4),
+    ("SIGTRAP", 5),
+    ("SIGABRT", 6),
+    ("SIGBUS", 7),
+    ("SIGFPE", 8),
+    ("SIGKILL", 9),
+    ("SIGUSR1", 10),
+    ("SIGSEGV", 11),
+    ("SIGUSR2", 12),
+    ("SIGPIPE", 13),
+    ("SIGALRM", 14),
+    ("SIGTERM", 15),
+    ("SIGSTKFLT", 16),
+    ("SIGCHLD", 17),
+    ("SIGCONT", 18),
+    ("SIGSTOP", 19),
+    ("SIGTSTP", 20),
+    ("SIGTTIN", 21),
+    ("SIGTTOU", 22),
+    ("SIGURG", 23),
+    ("SIGXCPU", 24),
+    ("SIGXFSZ", 25),
+    ("SIGVTALRM", 26),
+    ("SIGPROF", 27),
+    ("SIGWINCH", 28),
+    ("SIGIO", 29),
+    ("SIGPWR", 30),
+    ("SIGSYS", 31),
+];
+
+/// How a process ended, as reported by the reaper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExitStatus {
+    /// `exit(code)`.
+    Code(i32),
+    /// Killed by a signal.
+    Signaled(Signal),
+}
+
+impl ExitStatus {
+    /// The shell convention: the code itself, or 128 + the signal number, mod 256.
+    pub fn shell_code(self) -> u8 {
+        match self {
+            ExitStatus::Code(c) => (c & 0xff) as u8,
+            ExitStatus::Signaled(s) => ((128 + s.0) & 0xff) as u8,
+        }
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit code {c}"),
+            ExitStatus::Signaled(s) => write!(f, "killed by {s}"),
+        }
+    }
+}
+
+/// Formats a duration the way the config spells it (`5s`, `100ms`, `1m 30s`).
+pub fn humanize(d: Duration) -> String {
+    if d.is_zero() {
+        return "0s".to_string();
+    }
+    humantime::format_duration(d).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_names_round_trip() {
+        for (name, n) in SIGNAL_NAMES {
+            assert_eq!(Signal::parse(name), Some(Signal(*n)));
+            assert_eq!(Signal::parse(&name[3..].to_lowercase()), Some(Signal(*n)));
+            assert_eq!(Signal(*n).name(), *name);
+        }
+        assert_eq!(Signal::parse("SIGNOPE"), None);
+        assert_eq!(Signal::parse("0"), None);
+        assert_eq!(Signal::parse("34").map(|s| s.name()), Some("signal 34".into()));
+    }
+
+    #[test]
+    fn shell_codes() {
+        assert_eq!(ExitStatus::Code(3).shell_code(), 3);
+        assert_eq!(ExitStatus::Code(256 + 7).shell_code(), 7);
+        assert_eq!(ExitStatus::Signaled(Signal::KILL).shell_code(), 137);
+        assert_eq!(ExitStatus::Signaled(Signal::TERM).shell_code(), 143);
+    }
+}

@@ -1,0 +1,1 @@
+//! The only module allowed `unsafe`. (Being written.)
