@@ -118,8 +118,8 @@ mod tests {
 
     #[test]
     fn rng_is_deterministic_and_in_range() {
-        let mut a = Rng::new(42);
-        let mut b = Rng::new(42);
+        let mut a = super::Rng::new(42);
+        let mut b = super::Rng::new(42);
         for _ in 0..1000 {
             let x = a.unit();
             assert_eq!(x, b.unit());
