@@ -1,0 +1,883 @@
+//! `vigil-test-child`: a purpose-built child program for vigil's integration tests.
+//!
+//! This is a TEST-ONLY program. It is a `[[bin]]` of the crate only because integration
+//! tests need its path through `env!("CARGO_BIN_EXE_vigil-test-child")`; it is not part
+//! of the daemon, is never started by vigil on its own, and must never be used by `src/`.
+//!
+//! It owns: reproducing, on demand, the child behaviours a supervisor has to cope with
+//! (exit codes, death by signal, slow or ignored SIGTERM, orphans, grandchildren that hold
+//! stdout open, output floods, readiness) and recording what happened to it as one line
+//! per event in an append-only events file that tests parse (`tests/common/mod.rs`).
+//!
+//! It must never: use threads or an async runtime, busy-loop, or do anything but set an
+//! atomic and `write(2)` a byte inside a signal handler. Because it is not vigil's
+//! reaper it may (and does) wait for its own children.
+//!
+//! # Events file
+//!
+//! `--events FILE` (default: `$VIGIL_TEST_EVENTS`; no file means no events). Every event
+//! is one line written with a single `write(2)` to a file opened with `O_APPEND`, so lines
+//! of concurrent processes never interleave. `t_ms` is `CLOCK_REALTIME` in milliseconds,
+//! comparable between processes. Lines:
+//!
+//! ```text
+//! START <name> <pid> <pgid> <ppid> <t_ms>
+//! INVOCATION <name> <pid> <n> <t_ms>                  (with --invocation-file)
+//! SIGNAL <name> <pid> <SIGNAME> <t_ms>                 (SIGRTMIN, SIGRTMIN+k for real-time)
+//! EXIT <name> <pid> <code> <t_ms>                      (before exiting by itself)
+//! KILLSELF <name> <pid> <SIGNAME> <t_ms>               (just before --kill-self raises)
+//! FDS <name> <pid> <fd,fd,...> <t_ms>
+//! SIGSTATE <name> <pid> blk=<hex> ign=<hex> <t_ms>
+//! CWD <name> <pid> <path> <t_ms>
+//! IDS <name> <pid> uid=<u> gid=<g> groups=<g,g,...> <t_ms>
+//! READY <name> <pid> <t_ms>                            (after --ready-fd / --touch)
+//! FLOOD <name> <pid> <lines> <bytes> <t_ms>            (after --flood finished)
+//! GRANDCHILD <name> <pid> <pgid> <t_ms>                (--setsid-grandchild, --group-grandchild)
+//! ORPHAN <name> <pid> <t_ms>                           (an orphan started, before it is orphaned)
+//! ORPHAN_EXIT <name> <pid> <code> <ppid> <t_ms>        (an orphan exits; ppid = adopter)
+//! FORKKILL <name> <pid> <n> <t_ms>                     (--fork-kill-loop done)
+//! ```
+//!
+//! The reports (`FDS`, `SIGSTATE`, `CWD`, `IDS`) describe the state inherited from the
+//! parent: they are captured before this program creates any fd or installs any handler.
+//! Signal handlers are installed before `START` is written, so a test may signal the child
+//! as soon as it sees `START`.
+
+#![allow(clippy::disallowed_methods)]
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const USAGE: &str = "\
+vigil-test-child: a test-only child program for vigil's integration tests.
+
+  --name NAME                 name used in events (default: child)
+  --events FILE               append events to FILE (default: $VIGIL_TEST_EVENTS)
+  --exit-after MS             exit after MS milliseconds (default: run forever)
+  --code N                    exit code for --exit-after (default: 0)
+  --kill-self SIG             at --exit-after, die by SIG instead of exiting
+  --on-term MODE              SIGTERM: exit:N | ignore | delay:MS | die (absent: default disposition)
+  --on-int MODE               same for SIGINT
+  --log-signals               log (and survive) every catchable signal, real-time ones included
+  --orphans N                 double-fork N grandchildren that become orphans
+  --orphan-exit-after MS      orphans exit MS after being orphaned (default: 0)
+  --orphan-code C             orphans' exit code (default: 0)
+  --orphan-storm N            N orphans that land on the adopter together and exit at once
+  --setsid-grandchild MS|forever  grandchild in its own session, holding stdout/stderr, sleeps MS
+  --group-grandchild          grandchild in this process group, sleeps forever
+  --fork-kill-loop N          N times: fork, SIGKILL, reap a grandchild
+  --flood BYTES               write at least BYTES of numbered lines to stdout
+  --line-len L                flood line length including newline (default: 80)
+  --report-fds                FDS event (inherited open fds)
+  --report-sigstate           SIGSTATE event (inherited SigBlk/SigIgn)
+  --report-cwd                CWD event
+  --report-ids                IDS event
+  --ready-fd N                write \"\\n\" to fd N, then close it
+  --ready-after MS            delay --ready-fd and --touch by MS
+  --touch FILE                create FILE (file readiness)
+  --invocation-file FILE      count invocations in FILE
+  --fail-invocations A..B     exit 1 right after START on invocations A..=B (1-based)
+";
+
+/// What to do on SIGTERM or SIGINT.
+#[derive(Clone, Copy, Debug)]
+enum OnSignal {
+    /// Log, then exit with this code.
+    Exit(i32),
+    /// Log and keep running.
+    Ignore,
+    /// Log, then exit 0 after this long.
+    Delay(u64),
+    /// Log, then reset to the default disposition and re-raise.
+    Die,
+}
+
+#[derive(Debug)]
+struct Opts {
+    name: String,
+    events: Option<String>,
+    exit_after: Option<u64>,
+    code: i32,
+    kill_self: Option<i32>,
+    on_term: Option<OnSignal>,
+    on_int: Option<OnSignal>,
+    log_signals: bool,
+    orphans: u32,
+    orphan_exit_after: u64,
+    orphan_code: i32,
+    orphan_storm: u32,
+    setsid_grandchild: Option<Option<u64>>,
+    group_grandchild: bool,
+    fork_kill_loop: u32,
+    flood: Option<u64>,
+    line_len: usize,
+    report_fds: bool,
+    report_sigstate: bool,
+    report_cwd: bool,
+    report_ids: bool,
+    ready_fd: Option<RawFd>,
+    ready_after: u64,
+    touch: Option<String>,
+    invocation_file: Option<String>,
+    fail_invocations: Option<(u64, u64)>,
+}
+
+fn usage_error(msg: &str) -> ! {
+    eprintln!("vigil-test-child: {msg}\n\n{USAGE}");
+    std::process::exit(2);
+}
+
+fn num<T: std::str::FromStr>(flag: &str, v: &str) -> T {
+    v.parse()
+        .unwrap_or_else(|_| usage_error(&format!("{flag}: `{v}` is not a valid number")))
+}
+
+fn parse_on_signal(flag: &str, v: &str) -> OnSignal {
+    match v {
+        "ignore" => OnSignal::Ignore,
+        "die" => OnSignal::Die,
+        "exit" => OnSignal::Exit(0),
+        _ => {
+            if let Some(n) = v.strip_prefix("exit:") {
+                OnSignal::Exit(num(flag, n))
+            } else if let Some(ms) = v.strip_prefix("delay:") {
+                OnSignal::Delay(num(flag, ms))
+            } else {
+                usage_error(&format!(
+                    "{flag}: `{v}` is not one of exit:N, ignore, delay:MS, die"
+                ))
+            }
+        }
+    }
+}
+
+/// Parses `TERM`, `SIGTERM`, `15`, `RTMIN`, `SIGRTMIN+3`.
+fn parse_signal(flag: &str, v: &str) -> i32 {
+    if let Ok(n) = v.parse::<i32>() {
+        return n;
+    }
+    let upper = v.to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    if let Some(rest) = bare.strip_prefix("RTMIN") {
+        let k: i32 = if rest.is_empty() {
+            0
+        } else {
+            num(flag, rest.trim_start_matches('+'))
+        };
+        return libc::SIGRTMIN() + k;
+    }
+    if bare == "RTMAX" {
+        return libc::SIGRTMAX();
+    }
+    let full = format!("SIG{bare}");
+    match full.parse::<nix::sys::signal::Signal>() {
+        Ok(s) => s as i32,
+        Err(_) => usage_error(&format!("{flag}: `{v}` is not a signal name or number")),
+    }
+}
+
+fn parse_args() -> Opts {
+    let mut o = Opts {
+        name: "child".into(),
+        events: std::env::var("VIGIL_TEST_EVENTS")
+            .ok()
+            .filter(|s| !s.is_empty()),
+        exit_after: None,
+        code: 0,
+        kill_self: None,
+        on_term: None,
+        on_int: None,
+        log_signals: false,
+        orphans: 0,
+        orphan_exit_after: 0,
+        orphan_code: 0,
+        orphan_storm: 0,
+        setsid_grandchild: None,
+        group_grandchild: false,
+        fork_kill_loop: 0,
+        flood: None,
+        line_len: 80,
+        report_fds: false,
+        report_sigstate: false,
+        report_cwd: false,
+        report_ids: false,
+        ready_fd: None,
+        ready_after: 0,
+        touch: None,
+        invocation_file: None,
+        fail_invocations: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let f = flag.as_str();
+        let mut val = || {
+            args.next()
+                .unwrap_or_else(|| usage_error(&format!("{f} needs a value")))
+        };
+        match f {
+            "--name" => o.name = val(),
+            "--events" => o.events = Some(val()),
+            "--exit-after" => o.exit_after = Some(num(f, &val())),
+            "--code" => o.code = num(f, &val()),
+            "--kill-self" => o.kill_self = Some(parse_signal(f, &val())),
+            "--on-term" => o.on_term = Some(parse_on_signal(f, &val())),
+            "--on-int" => o.on_int = Some(parse_on_signal(f, &val())),
+            "--log-signals" => o.log_signals = true,
+            "--orphans" => o.orphans = num(f, &val()),
+            "--orphan-exit-after" => o.orphan_exit_after = num(f, &val()),
+            "--orphan-code" => o.orphan_code = num(f, &val()),
+            "--orphan-storm" => o.orphan_storm = num(f, &val()),
+            "--setsid-grandchild" => {
+                let v = val();
+                o.setsid_grandchild = Some(if v == "forever" {
+                    None
+                } else {
+                    Some(num(f, &v))
+                });
+            }
+            "--group-grandchild" => o.group_grandchild = true,
+            "--fork-kill-loop" => o.fork_kill_loop = num(f, &val()),
+            "--flood" => o.flood = Some(num(f, &val())),
+            "--line-len" => o.line_len = num(f, &val()),
+            "--report-fds" => o.report_fds = true,
+            "--report-sigstate" => o.report_sigstate = true,
+            "--report-cwd" => o.report_cwd = true,
+            "--report-ids" => o.report_ids = true,
+            "--ready-fd" => o.ready_fd = Some(num(f, &val())),
+            "--ready-after" => o.ready_after = num(f, &val()),
+            "--touch" => o.touch = Some(val()),
+            "--invocation-file" => o.invocation_file = Some(val()),
+            "--fail-invocations" => {
+                let v = val();
+                let (a, b) = v
+                    .split_once("..")
+                    .unwrap_or_else(|| usage_error(&format!("{f}: `{v}` is not A..B")));
+                o.fail_invocations = Some((num(f, a), num(f, b.trim_start_matches('='))));
+            }
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => usage_error(&format!("unknown argument `{other}`")),
+        }
+    }
+    if o.fail_invocations.is_some() && o.invocation_file.is_none() {
+        usage_error("--fail-invocations needs --invocation-file FILE to count invocations");
+    }
+    o
+}
+
+// ---------------------------------------------------------------------------------------
+// Events
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+fn pid() -> i32 {
+    std::process::id() as i32
+}
+
+/// Appends `line` plus the timestamp as one `write(2)` on an `O_APPEND` fd. The file is
+/// opened per event so that no fd stays open (fd reports and fd-leak tests stay exact).
+fn event(events: &Option<String>, line: &str) {
+    let Some(path) = events else { return };
+    let text = format!("{line} {}\n", now_ms());
+    let Ok(cpath) = CString::new(path.as_bytes()) else {
+        return;
+    };
+    // SAFETY: `cpath` is a valid NUL-terminated string; the returned fd is checked.
+    let fd = unsafe {
+        libc::open(
+            cpath.as_ptr(),
+            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
+            0o644,
+        )
+    };
+    if fd < 0 {
+        eprintln!(
+            "vigil-test-child: cannot open events file {path}: {}",
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    // SAFETY: writes from a live buffer of the given length to an fd we own, then closes it.
+    unsafe {
+        libc::write(fd, text.as_ptr().cast(), text.len());
+        libc::close(fd);
+    }
+}
+
+fn signame(sig: i32) -> String {
+    let rtmin = libc::SIGRTMIN();
+    if sig == rtmin {
+        return "SIGRTMIN".into();
+    }
+    if sig > rtmin && sig <= libc::SIGRTMAX() {
+        return format!("SIGRTMIN+{}", sig - rtmin);
+    }
+    match nix::sys::signal::Signal::try_from(sig) {
+        Ok(s) => s.as_str().to_string(),
+        Err(_) => format!("SIG{sig}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Signals: handlers count deliveries and poke a self-pipe; the main loop does the rest.
+
+const MAX_SIG: usize = 65;
+static COUNTS: [AtomicU32; MAX_SIG] = [const { AtomicU32::new(0) }; MAX_SIG];
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    // SAFETY: __errno_location is async-signal-safe and returns this thread's errno.
+    let saved = unsafe { *libc::__errno_location() };
+    if let Some(c) = COUNTS.get(sig as usize) {
+        c.fetch_add(1, Ordering::SeqCst);
+    }
+    let fd = WAKE_FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let b = 1u8;
+        // SAFETY: write(2) is async-signal-safe; the pipe is non-blocking.
+        unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
+    }
+    // SAFETY: restores errno for the interrupted code.
+    unsafe { *libc::__errno_location() = saved };
+}
+
+fn install_handler(sig: i32) {
+    // SAFETY: a zeroed sigaction is valid; we fill handler, mask and flags before use.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as *const () as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigaction(sig, &sa, std::ptr::null_mut());
+    }
+}
+
+fn set_default(sig: i32) {
+    // SAFETY: resets one signal's disposition to SIG_DFL and unblocks it.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// In a forked grandchild: default dispositions, empty mask, no self-pipe.
+fn reset_signals_in_grandchild() {
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: resetting a disposition to SIG_DFL is always valid.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+    // SAFETY: an emptied sigset is valid input to sigprocmask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+    let fd = WAKE_FD.swap(-1, Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: closing our copy of the self-pipe's write end.
+        unsafe { libc::close(fd) };
+    }
+}
+
+fn die_by(sig: i32) {
+    set_default(sig);
+    // SAFETY: raise(3) with a valid signal number.
+    unsafe { libc::raise(sig) };
+}
+
+// ---------------------------------------------------------------------------------------
+// Reports (captured before this program changes any state)
+
+fn report_fds() -> String {
+    let mut fds = Vec::new();
+    // SAFETY: opendir/readdir/closedir on a literal path; every pointer is checked.
+    unsafe {
+        let dir = libc::opendir(c"/proc/self/fd".as_ptr());
+        if dir.is_null() {
+            return "?".into();
+        }
+        let own = libc::dirfd(dir);
+        loop {
+            let ent = libc::readdir(dir);
+            if ent.is_null() {
+                break;
+            }
+            let name = std::ffi::CStr::from_ptr((*ent).d_name.as_ptr());
+            if let Ok(n) = name.to_string_lossy().parse::<i32>()
+                && n != own
+            {
+                fds.push(n);
+            }
+        }
+        libc::closedir(dir);
+    }
+    fds.sort_unstable();
+    fds.iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn report_sigstate() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| "?".into())
+    };
+    format!("blk={} ign={}", field("SigBlk:"), field("SigIgn:"))
+}
+
+fn report_ids() -> String {
+    let groups = nix::unistd::getgroups()
+        .map(|g| {
+            g.iter()
+                .map(|g| g.as_raw().to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_else(|_| "?".into());
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    format!("uid={uid} gid={gid} groups={groups}")
+}
+
+// ---------------------------------------------------------------------------------------
+// Forking helpers
+
+fn fork() -> i32 {
+    // SAFETY: single-threaded program; the child only calls async-signal-safe-enough code
+    // (no locks are held by other threads because there are none).
+    let p = unsafe { libc::fork() };
+    if p < 0 {
+        eprintln!(
+            "vigil-test-child: fork failed: {}",
+            std::io::Error::last_os_error()
+        );
+        std::process::exit(3);
+    }
+    p
+}
+
+fn reap(child: i32) {
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for our own child; `status` is a valid out pointer.
+        let r = unsafe { libc::waitpid(child, &mut status, 0) };
+        if r >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
+        }
+    }
+}
+
+fn sleep_forever() -> ! {
+    loop {
+        // SAFETY: pause(2) has no preconditions.
+        unsafe { libc::pause() };
+    }
+}
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+fn pipe() -> (RawFd, RawFd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid two-element out array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        eprintln!(
+            "vigil-test-child: pipe failed: {}",
+            std::io::Error::last_os_error()
+        );
+        std::process::exit(3);
+    }
+    (fds[0], fds[1])
+}
+
+fn close(fd: RawFd) {
+    // SAFETY: closes an fd this process owns.
+    unsafe { libc::close(fd) };
+}
+
+/// Blocks until every write end of the pipe is closed.
+fn read_until_eof(fd: RawFd) {
+    let mut buf = [0u8; 16];
+    loop {
+        // SAFETY: reads into a live buffer of the given length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n == 0 {
+            return;
+        }
+        if n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
+        }
+    }
+}
+
+fn getppid() -> i32 {
+    // SAFETY: getppid cannot fail.
+    unsafe { libc::getppid() }
+}
+
+fn getpgrp() -> i32 {
+    // SAFETY: getpgrp cannot fail.
+    unsafe { libc::getpgrp() }
+}
+
+/// The orphan's life after its parent is gone: wait, log, exit.
+fn orphan_body(o: &Opts, intermediate: i32, go: RawFd, exit_after: u64) -> ! {
+    read_until_eof(go);
+    // Write ends close (exit_files) slightly before the kernel reparents us; wait for that.
+    while getppid() == intermediate {
+        // SAFETY: sched_yield has no preconditions.
+        unsafe { libc::sched_yield() };
+    }
+    if exit_after > 0 {
+        sleep_ms(exit_after);
+    }
+    event(
+        &o.events,
+        &format!(
+            "ORPHAN_EXIT {} {} {} {}",
+            o.name,
+            pid(),
+            o.orphan_code,
+            getppid()
+        ),
+    );
+    // SAFETY: _exit skips atexit handlers and stdio flushing inherited from the parent.
+    unsafe { libc::_exit(o.orphan_code) }
+}
+
+/// Double fork: the intermediate forks the orphan and exits; the orphan notices (EOF on a
+/// pipe only the intermediate held) and lives on under the nearest subreaper.
+fn spawn_orphan(o: &Opts) {
+    let mid = fork();
+    if mid == 0 {
+        reset_signals_in_grandchild();
+        let me = pid();
+        let (r, w) = pipe();
+        let orphan = fork();
+        if orphan == 0 {
+            close(w);
+            event(&o.events, &format!("ORPHAN {} {}", o.name, pid()));
+            orphan_body(o, me, r, o.orphan_exit_after);
+        }
+        // SAFETY: _exit in a forked child; closes `w` and so releases the orphan.
+        unsafe { libc::_exit(0) }
+    }
+    reap(mid);
+}
+
+/// N intermediates each leave one orphan; the orphans block on a shared pipe until this
+/// process closes its write end, so they all exit together.
+fn orphan_storm(o: &Opts) {
+    let (r, w) = pipe();
+    let mut mids = Vec::new();
+    for _ in 0..o.orphan_storm {
+        let mid = fork();
+        if mid == 0 {
+            reset_signals_in_grandchild();
+            let me = pid();
+            let orphan = fork();
+            if orphan == 0 {
+                close(w);
+                event(&o.events, &format!("ORPHAN {} {}", o.name, pid()));
+                orphan_body(o, me, r, 0);
+            }
+            // SAFETY: _exit in a forked child.
+            unsafe { libc::_exit(0) }
+        }
+        mids.push(mid);
+    }
+    close(r);
+    for m in mids {
+        reap(m);
+    }
+    close(w);
+}
+
+fn grandchild(o: &Opts, setsid: bool, ms: Option<u64>) {
+    if fork() == 0 {
+        reset_signals_in_grandchild();
+        if setsid {
+            // SAFETY: setsid has no memory-safety preconditions.
+            unsafe { libc::setsid() };
+        }
+        event(
+            &o.events,
+            &format!("GRANDCHILD {} {} {}", o.name, pid(), getpgrp()),
+        );
+        match ms {
+            Some(ms) => {
+                sleep_ms(ms);
+                // SAFETY: _exit in a forked child.
+                unsafe { libc::_exit(0) }
+            }
+            None => sleep_forever(),
+        }
+    }
+}
+
+fn fork_kill_loop(o: &Opts) {
+    for _ in 0..o.fork_kill_loop {
+        let c = fork();
+        if c == 0 {
+            reset_signals_in_grandchild();
+            sleep_forever();
+        }
+        // SAFETY: kill our own child.
+        unsafe { libc::kill(c, libc::SIGKILL) };
+        reap(c);
+    }
+    event(
+        &o.events,
+        &format!("FORKKILL {} {} {}", o.name, pid(), o.fork_kill_loop),
+    );
+}
+
+fn flood(o: &Opts, bytes: u64) {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let mut written: u64 = 0;
+    let mut seq: u64 = 0;
+    let mut line = Vec::with_capacity(o.line_len + 32);
+    while written < bytes {
+        line.clear();
+        let _ = write!(line, "{} {} ", o.name, seq);
+        while line.len() + 1 < o.line_len {
+            line.push(b'x');
+        }
+        line.push(b'\n');
+        if out.write_all(&line).is_err() {
+            break;
+        }
+        written += line.len() as u64;
+        seq += 1;
+    }
+    let _ = out.flush();
+    drop(out);
+    event(
+        &o.events,
+        &format!("FLOOD {} {} {} {}", o.name, pid(), seq, written),
+    );
+}
+
+fn invocation(o: &Opts) -> Option<u64> {
+    let path = o.invocation_file.as_ref()?;
+    let n = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
+    let tmp = format!("{path}.tmp.{}", pid());
+    if std::fs::write(&tmp, format!("{n}\n")).is_err() || std::fs::rename(&tmp, path).is_err() {
+        eprintln!("vigil-test-child: cannot update invocation file {path}");
+    }
+    Some(n)
+}
+
+fn exit_now(o: &Opts, code: i32) -> ! {
+    event(&o.events, &format!("EXIT {} {} {}", o.name, pid(), code));
+    let _ = std::io::stdout().flush();
+    std::process::exit(code);
+}
+
+fn do_ready(o: &Opts) {
+    if let Some(fd) = o.ready_fd {
+        // SAFETY: writes one byte to an fd the parent handed us, then closes it.
+        unsafe {
+            libc::write(fd, b"\n".as_ptr().cast(), 1);
+            libc::close(fd);
+        }
+    }
+    if let Some(t) = &o.touch
+        && let Err(e) = std::fs::File::create(t)
+    {
+        eprintln!("vigil-test-child: cannot create --touch file {t}: {e}");
+    }
+    if o.ready_fd.is_some() || o.touch.is_some() {
+        event(&o.events, &format!("READY {} {}", o.name, pid()));
+    }
+}
+
+fn main() {
+    let o = parse_args();
+    let start = Instant::now();
+    let me = pid();
+
+    // Capture reports before we create fds or install handlers.
+    let fds = o.report_fds.then(report_fds);
+    let sigstate = o.report_sigstate.then(report_sigstate);
+    let cwd = o.report_cwd.then(|| {
+        std::env::current_dir()
+            .map(|p| String::from_utf8_lossy(p.as_os_str().as_bytes()).into_owned())
+            .unwrap_or_else(|e| format!("?{e}"))
+    });
+    let ids = o.report_ids.then(report_ids);
+
+    // Self-pipe and handlers, before START so tests may signal as soon as they see it.
+    let (wake_r, wake_w) = pipe();
+    // SAFETY: sets O_NONBLOCK on fds we own.
+    unsafe {
+        libc::fcntl(wake_r, libc::F_SETFL, libc::O_NONBLOCK);
+        libc::fcntl(wake_w, libc::F_SETFL, libc::O_NONBLOCK);
+    }
+    WAKE_FD.store(wake_w, Ordering::SeqCst);
+    if o.log_signals {
+        for sig in 1..=31 {
+            if matches!(
+                sig,
+                libc::SIGKILL | libc::SIGSTOP | libc::SIGCHLD | libc::SIGTERM | libc::SIGINT
+            ) {
+                continue;
+            }
+            install_handler(sig);
+        }
+        for sig in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+            install_handler(sig);
+        }
+    }
+    if o.on_term.is_some() {
+        install_handler(libc::SIGTERM);
+    }
+    if o.on_int.is_some() {
+        install_handler(libc::SIGINT);
+    }
+
+    event(
+        &o.events,
+        &format!("START {} {} {} {}", o.name, me, getpgrp(), getppid()),
+    );
+    if let Some(n) = invocation(&o) {
+        event(&o.events, &format!("INVOCATION {} {} {}", o.name, me, n));
+        if let Some((a, b)) = o.fail_invocations
+            && (a..=b).contains(&n)
+        {
+            exit_now(&o, 1);
+        }
+    }
+    if let Some(s) = fds {
+        event(&o.events, &format!("FDS {} {} {}", o.name, me, s));
+    }
+    if let Some(s) = sigstate {
+        event(&o.events, &format!("SIGSTATE {} {} {}", o.name, me, s));
+    }
+    if let Some(s) = cwd {
+        event(&o.events, &format!("CWD {} {} {}", o.name, me, s));
+    }
+    if let Some(s) = ids {
+        event(&o.events, &format!("IDS {} {} {}", o.name, me, s));
+    }
+
+    for _ in 0..o.orphans {
+        spawn_orphan(&o);
+    }
+    if o.orphan_storm > 0 {
+        orphan_storm(&o);
+    }
+    if let Some(ms) = o.setsid_grandchild {
+        grandchild(&o, true, ms);
+    }
+    if o.group_grandchild {
+        grandchild(&o, false, None);
+    }
+    if o.fork_kill_loop > 0 {
+        fork_kill_loop(&o);
+    }
+    if let Some(bytes) = o.flood {
+        flood(&o, bytes);
+    }
+
+    let mut ready_at = (o.ready_fd.is_some() || o.touch.is_some())
+        .then(|| start + Duration::from_millis(o.ready_after));
+    let exit_at = o.exit_after.map(|ms| start + Duration::from_millis(ms));
+    let mut delay_at: Option<Instant> = None;
+
+    loop {
+        // Signals first: they were delivered before any deadline we are about to check.
+        for sig in 1..MAX_SIG as i32 {
+            let n = COUNTS[sig as usize].swap(0, Ordering::SeqCst);
+            for _ in 0..n {
+                event(
+                    &o.events,
+                    &format!("SIGNAL {} {} {}", o.name, me, signame(sig)),
+                );
+                let mode = match sig {
+                    libc::SIGTERM => o.on_term,
+                    libc::SIGINT => o.on_int,
+                    _ => None,
+                };
+                match mode {
+                    Some(OnSignal::Exit(code)) => exit_now(&o, code),
+                    Some(OnSignal::Die) => die_by(sig),
+                    Some(OnSignal::Delay(ms)) => {
+                        if delay_at.is_none() {
+                            delay_at = Some(Instant::now() + Duration::from_millis(ms));
+                        }
+                    }
+                    Some(OnSignal::Ignore) | None => {}
+                }
+            }
+        }
+
+        let now = Instant::now();
+        if ready_at.is_some_and(|t| t <= now) {
+            ready_at = None;
+            do_ready(&o);
+        }
+        if delay_at.is_some_and(|t| t <= now) {
+            exit_now(&o, 0);
+        }
+        if exit_at.is_some_and(|t| t <= now) {
+            if let Some(sig) = o.kill_self {
+                event(
+                    &o.events,
+                    &format!("KILLSELF {} {} {}", o.name, me, signame(sig)),
+                );
+                let _ = std::io::stdout().flush();
+                die_by(sig);
+            }
+            exit_now(&o, o.code);
+        }
+
+        let next = [ready_at, delay_at, exit_at].into_iter().flatten().min();
+        let timeout_ms: i32 = match next {
+            None => -1,
+            Some(t) => {
+                let d = t.saturating_duration_since(now);
+                // Round up so we never wake before the deadline and spin.
+                (d.as_micros().div_ceil(1000)).min(i32::MAX as u128) as i32
+            }
+        };
+        let mut pfd = libc::pollfd {
+            fd: wake_r,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        let mut buf = [0u8; 64];
+        // SAFETY: drains the non-blocking self-pipe into a live buffer.
+        while unsafe { libc::read(wake_r, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+    }
+}
