@@ -1,1 +1,391 @@
-//! The only module allowed `unsafe`. (Being written.)
+//! Thin wrappers over the system calls vigil needs that have no safe equivalent.
+//!
+//! This is the only module allowed `unsafe` (the crate denies it everywhere else).
+//! Each wrapper does one thing, documents its contract, and every `unsafe` block says
+//! why it is sound in a `// SAFETY:` comment.
+//!
+//! Two groups of functions live here:
+//!
+//! - **Parent side** ([`is_pid1`], [`set_child_subreaper`], [`mark_inherited_fds_cloexec`],
+//!   [`kill`], [`killpg`], [`BlockedSignals`], [`register_signal_pipe`], ...): ordinary
+//!   calls made by vigil itself.
+//! - **Child side** ([`install_pre_exec`] and the [`ChildSetup`] it runs): code that runs
+//!   in the forked child between `fork` and `exec`. It must only call async-signal-safe
+//!   functions and must never allocate, lock or panic: everything it needs (group lists,
+//!   ids) is computed before the fork.
+//!
+//! Must never: wait for children (except through [`waitid_exited`], whose only caller is
+//! `runtime::reaper`), set any signal to `SIG_IGN`, or block signals process-wide for
+//! longer than a spawn.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
+use nix::unistd::Pid;
+
+use crate::spec::{ExitStatus, Signal};
+
+/// Whether vigil is process 1 of its PID namespace (the container's init).
+pub fn is_pid1() -> bool {
+    nix::unistd::getpid().as_raw() == 1
+}
+
+/// Makes vigil a child subreaper (`PR_SET_CHILD_SUBREAPER`): orphaned descendants are
+/// re-parented to vigil instead of to the namespace's init, so vigil can reap them.
+///
+/// Needed when vigil is not PID 1 (a systemd unit, `docker run --init`-less setups with
+/// `shareProcessNamespace`). Fails only on kernels older than 3.4.
+pub fn set_child_subreaper() -> io::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)
+}
+
+/// Marks every descriptor >= 3 close-on-exec, so that nothing vigil inherited from its
+/// own parent (a socket, a pipe held by a CI runner, Docker's sync pipe) leaks into the
+/// children it starts.
+///
+/// Uses `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)` (Linux 5.11), and falls back to
+/// listing `/proc/self/fd` on older kernels. Call once at startup.
+pub fn mark_inherited_fds_cloexec() -> io::Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC closes nothing; it only sets a flag on
+    // descriptors, so no Rust-owned descriptor is invalidated.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::EPERM) => {}
+        _ => return Err(err),
+    }
+    // Fallback: collect first, then mark (the directory stream holds a descriptor too).
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .filter(|&fd| fd >= 3)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_GETFD/F_SETFD only read and set the descriptor flag; a descriptor
+        // that was closed meanwhile (the read_dir stream) just returns EBADF.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends `sig` to one process. Real-time signals work (unlike `nix::sys::signal::kill`,
+/// whose `Signal` enum cannot express them).
+pub fn kill(pid: Pid, sig: Signal) -> io::Result<()> {
+    if pid.as_raw() <= 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing to send {sig} to pid {pid}: not a single process"),
+        ));
+    }
+    raw_kill(pid.as_raw(), sig)
+}
+
+/// Sends `sig` to every member of process group `pgid`.
+pub fn killpg(pgid: Pid, sig: Signal) -> io::Result<()> {
+    if pgid.as_raw() <= 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing to send {sig} to process group {pgid}"),
+        ));
+    }
+    raw_kill(-pgid.as_raw(), sig)
+}
+
+/// Sends `sig` to every process vigil may signal except itself (`kill(-1, sig)`).
+///
+/// Only allowed when vigil is PID 1 of its namespace, where "every process" means the
+/// container; anywhere else it would hit the whole host, so it returns an error.
+pub fn kill_all_in_namespace(sig: Signal) -> io::Result<()> {
+    if !is_pid1() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "kill(-1) is only used when vigil is PID 1 of its namespace",
+        ));
+    }
+    raw_kill(-1, sig)
+}
+
+fn raw_kill(pid: libc::pid_t, sig: Signal) -> io::Result<()> {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid, sig.0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether stdin is a terminal whose foreground process group is vigil's own, i.e. vigil
+/// was started in the foreground of an interactive terminal (`docker run -it`, a shell).
+/// Only then does `vigil exec` hand the terminal to its child.
+pub fn stdin_is_foreground_tty() -> bool {
+    // SAFETY: fd 0 is only borrowed for the duration of these two calls; if it is closed
+    // the calls fail with EBADF and we answer false.
+    let stdin = unsafe { BorrowedFd::borrow_raw(libc::STDIN_FILENO) };
+    matches!(nix::unistd::isatty(stdin), Ok(true))
+        && nix::unistd::tcgetpgrp(stdin).ok() == Some(nix::unistd::getpgrp())
+}
+
+/// Blocks SIGTTIN and SIGTTOU in vigil (the calling thread; vigil's loop is single-threaded).
+///
+/// Used by `vigil exec` after it has handed the terminal's foreground to its child: vigil
+/// is then a background process of that terminal, and a log line written to it with
+/// `stty tostop` set would otherwise make the kernel send SIGTTOU to vigil and restart the
+/// write forever (a handled SIGTTOU does not stop the write, only a blocked or ignored
+/// one lets it through). Children start with an empty mask regardless.
+pub fn block_tty_job_signals() -> io::Result<()> {
+    let mut set = SigSet::empty();
+    set.add(nix::sys::signal::SIGTTIN);
+    set.add(nix::sys::signal::SIGTTOU);
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(io::Error::from)
+}
+
+/// Every signal blocked in the calling thread until the guard is dropped, which restores
+/// the previous mask. Nothing is lost: signals that arrive meanwhile stay pending (even for
+/// PID 1, whose blocked signals are never discarded) and are delivered on restore.
+///
+/// `runtime::spawn` holds one across `fork`+`exec`, so that the child starts with every
+/// signal blocked and none of vigil's handlers can run in it before [`install_pre_exec`]'s
+/// code has reset them to their defaults.
+#[must_use = "signals are unblocked again when the guard is dropped"]
+pub struct BlockedSignals {
+    old: SigSet,
+}
+
+impl BlockedSignals {
+    /// Blocks every signal in the calling thread.
+    pub fn all() -> io::Result<BlockedSignals> {
+        let mut old = SigSet::empty();
+        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old))
+            .map_err(io::Error::from)?;
+        Ok(BlockedSignals { old })
+    }
+}
+
+impl Drop for BlockedSignals {
+    fn drop(&mut self) {
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None);
+    }
+}
+
+/// The highest signal number on Linux (`SIGRTMAX`).
+const MAX_SIGNAL: i32 = 64;
+
+/// Empties the signal mask and sets every signal `1..=64` except SIGKILL and SIGSTOP to
+/// `SIG_DFL`, which also undoes `SIG_IGN` that vigil inherited from its own parent (a
+/// `nohup`ed SIGHUP, a CI runner's ignored SIGINT). The child thus starts in a standard
+/// state whatever vigil's own state was.
+///
+/// Async-signal-safe and allocation-free: meant for the child between fork and exec.
+/// Errors are ignored per signal (glibc refuses its two internal signals with EINVAL).
+pub fn reset_signals_for_exec() {
+    // SAFETY: a zeroed sigaction with sa_handler = SIG_DFL is a valid argument; sigaction
+    // and sigprocmask are async-signal-safe and touch only this process's signal state.
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut dfl.sa_mask);
+        for sig in 1..=MAX_SIGNAL {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            }
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
+}
+
+/// Blocks every signal in the calling thread. Async-signal-safe (for the child side).
+fn block_all_signals_raw() {
+    // SAFETY: sigfillset initialises the set fully; sigprocmask is async-signal-safe.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+    }
+}
+
+/// Switches credentials in the child: supplementary groups, then gid, then uid (uid last,
+/// since after it the process may no longer change the others).
+///
+/// `groups`, when given, must be computed before the fork (`getgrouplist`); nothing here
+/// allocates. Async-signal-safe.
+pub fn switch_credentials(
+    groups: Option<&[libc::gid_t]>,
+    gid: Option<libc::gid_t>,
+    uid: Option<libc::uid_t>,
+) -> io::Result<()> {
+    // SAFETY: setgroups reads `len` gids from a live slice; setgid/setuid take plain ids.
+    // All three are async-signal-safe system calls.
+    unsafe {
+        if let Some(groups) = groups
+            && libc::setgroups(groups.len(), groups.as_ptr()) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        if let Some(gid) = gid
+            && libc::setgid(gid) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        if let Some(uid) = uid
+            && libc::setuid(uid) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Makes the calling process's group the foreground group of the terminal on stdin
+/// (tini's handoff). Best effort: ENOTTY and ENXIO (no terminal), and every other error,
+/// are ignored, since a child without the foreground still runs. Call with SIGTTOU
+/// blocked, or a background caller is stopped. Async-signal-safe.
+pub fn take_terminal_foreground() {
+    // SAFETY: getpgrp and tcsetpgrp are async-signal-safe and have no memory preconditions.
+    unsafe {
+        let _ = libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpgrp());
+    }
+}
+
+/// What the child does between fork and exec. Everything is computed before the fork.
+#[derive(Clone, Debug, Default)]
+pub struct ChildSetup {
+    /// Supplementary groups to set (`setgroups`); `None` leaves them.
+    pub groups: Option<Vec<libc::gid_t>>,
+    /// Group id to switch to; `None` keeps vigil's.
+    pub gid: Option<libc::gid_t>,
+    /// User id to switch to; `None` keeps vigil's.
+    pub uid: Option<libc::uid_t>,
+    /// Take the foreground of the terminal on stdin (exec mode on a tty).
+    pub foreground: bool,
+}
+
+/// Installs the child-side setup on `cmd`: with every signal blocked (the parent holds
+/// [`BlockedSignals`] across the spawn; this blocks again in case it did not), switch
+/// credentials, take the terminal foreground if asked, then reset every disposition to
+/// `SIG_DFL` and empty the mask ([`reset_signals_for_exec`]) as the very last step
+/// before `exec`.
+pub fn install_pre_exec(cmd: &mut Command, setup: ChildSetup) {
+    let hook = move || -> io::Result<()> {
+        block_all_signals_raw();
+        switch_credentials(setup.groups.as_deref(), setup.gid, setup.uid)?;
+        if setup.foreground {
+            take_terminal_foreground();
+        }
+        reset_signals_for_exec();
+        Ok(())
+    };
+    // SAFETY: the hook runs in the forked child. It only reads data captured before the
+    // fork (no allocation: `as_deref` borrows) and calls async-signal-safe functions
+    // (sigprocmask, setgroups, setgid, setuid, getpgrp, tcsetpgrp, sigaction). Errors are
+    // built with `last_os_error`, which does not allocate.
+    unsafe {
+        cmd.pre_exec(hook);
+    }
+}
+
+/// A registration made by [`register_signal_pipe`]; pass it to [`unregister_signal`].
+pub type SigId = signal_hook_registry::SigId;
+
+/// Signals that signal-hook-registry (and the kernel, for KILL and STOP) refuse handlers for.
+pub fn is_forbidden_signal(sig: Signal) -> bool {
+    signal_hook_registry::FORBIDDEN.contains(&sig.0)
+}
+
+/// Installs a handler for `sig` that writes the signal number as one byte to `pipe`
+/// (the write end of a non-blocking pipe), to be read by an async task.
+///
+/// The handler only calls `getpid` and `write`, both async-signal-safe; a full pipe drops
+/// the byte (signals coalesce anyway). It does nothing in a forked child that has not yet
+/// exec'd, so a signal meant for a freshly forked child never shows up as vigil's own.
+/// Handlers chain: tokio's own signal handling keeps working. `pipe` must stay open
+/// until [`unregister_signal`] has been called.
+pub fn register_signal_pipe(sig: Signal, pipe: BorrowedFd<'_>) -> io::Result<SigId> {
+    if is_forbidden_signal(sig) || !(1..=MAX_SIGNAL).contains(&sig.0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot handle {sig}: the kernel or signal-hook-registry forbids a handler"),
+        ));
+    }
+    let fd = pipe.as_raw_fd();
+    let byte = sig.0 as u8;
+    // SAFETY: getpid is async-signal-safe and cannot fail.
+    let owner = unsafe { libc::getpid() };
+    let action = move || {
+        // SAFETY: getpid and write are async-signal-safe; `byte` lives on this stack frame
+        // and `fd` stays open while the handler is registered (caller's contract).
+        unsafe {
+            if libc::getpid() == owner {
+                let _ = libc::write(fd, (&byte as *const u8).cast(), 1);
+            }
+        }
+    };
+    // SAFETY: `action` is async-signal-safe (see above) and the signal is not forbidden.
+    unsafe { signal_hook_registry::register(sig.0, action) }
+}
+
+/// Removes a handler installed by [`register_signal_pipe`]. The process-level handler stays
+/// installed (signal-hook-registry never uninstalls), so the signal is then ignored by vigil.
+pub fn unregister_signal(id: SigId) {
+    signal_hook_registry::unregister(id);
+}
+
+/// `waitid(P_ALL | P_PID, WEXITED | WNOHANG | __WALL [| WNOWAIT])`: the raw wait call
+/// behind `runtime::reaper::drain`, which is its only caller (clippy.toml bans it elsewhere).
+///
+/// `target` `None` waits for any child. With `peek` the zombie is left in place
+/// (`WNOWAIT`): its pid and process group stay reserved until it is reaped. Returns
+/// `Ok(None)` when children exist but none has exited, `Err(ECHILD)` when there are no
+/// children at all. Unlike `nix::sys::wait`, any terminating signal (real-time ones too)
+/// is reported.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "raw wrapper for runtime::reaper, the sole owner of wait status"
+)]
+pub fn waitid_exited(target: Option<Pid>, peek: bool) -> nix::Result<Option<(Pid, ExitStatus)>> {
+    let (idtype, id) = match target {
+        None => (libc::P_ALL, 0),
+        Some(pid) => (libc::P_PID, pid.as_raw() as libc::id_t),
+    };
+    let mut flags = libc::WEXITED | libc::WNOHANG | libc::__WALL;
+    if peek {
+        flags |= libc::WNOWAIT;
+    }
+    // SAFETY: a zeroed siginfo_t is valid; waitid writes at most one siginfo_t into it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a live, writable siginfo_t.
+    let rc = unsafe { libc::waitid(idtype, id, &mut info, flags) };
+    Errno::result(rc)?;
+    // SAFETY: waitid filled in the SIGCHLD fields (or left them zero with WNOHANG).
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if pid == 0 {
+        return Ok(None);
+    }
+    let status = match info.si_code {
+        libc::CLD_KILLED | libc::CLD_DUMPED => ExitStatus::Signaled(Signal(status)),
+        _ => ExitStatus::Code(status),
+    };
+    Ok(Some((Pid::from_raw(pid), status)))
+}

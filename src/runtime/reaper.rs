@@ -1,0 +1,70 @@
+//! The reaper: the only code in vigil that collects exit statuses.
+//!
+//! Invariants (see also `clippy.toml`, which bans every other way to wait):
+//!
+//! 1. **Exactly one function waits: [`drain`].** Nothing else may call `waitpid`,
+//!    `waitid`, `Child::wait`/`try_wait`/`output`/`status`, or create a
+//!    `tokio::process::Child`. As PID 1 (or a subreaper) a second waiter would steal
+//!    statuses: ours with `waitid(P_ALL)`, or theirs, and std even panics on ECHILD.
+//! 2. **Callers register a pid before the loop can see its exit.** Spawning happens
+//!    synchronously on the loop's thread, so the pid is known before the next `.await`;
+//!    any pid the caller does not know is an adopted orphan (reap it, count it).
+//! 3. **Drain everything on every SIGCHLD.** SIGCHLDs coalesce: one signal may stand for
+//!    many exits, so [`drain`] loops until nothing is left to reap.
+//! 4. **Peek, dispatch, then reap** (systemd's order). The exit is reported while the
+//!    process is still a zombie, so its pid and process group cannot be reused yet: the
+//!    caller may `killpg(pid, SIGKILL)` what is left of the group, or read `/proc/<pid>`,
+//!    without hitting an unrelated process.
+//!
+//! Must never: block, panic, request stopped/continued states, or set `SIG_IGN` /
+//! `SA_NOCLDWAIT` on SIGCHLD (the kernel would then reap by itself).
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+use crate::spec::ExitStatus;
+
+/// Whether any child is left after a [`drain`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Remaining {
+    /// Children exist that have not exited yet.
+    Some,
+    /// No children at all (`ECHILD`): every child and adopted orphan is reaped.
+    None,
+}
+
+/// Reaps every child that has exited, calling `on_exit(pid, status)` for each one while it
+/// is still a zombie, then reaping it.
+///
+/// Returns [`Remaining::None`] once vigil has no children left at all, else
+/// [`Remaining::Some`]. Never blocks. `EINTR` is retried; any other error (which the
+/// kernel does not produce for these arguments) is returned after the exits already
+/// reported.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the reaper is the sole owner of wait status"
+)]
+pub fn drain(on_exit: &mut dyn FnMut(Pid, ExitStatus)) -> nix::Result<Remaining> {
+    use crate::sys::waitid_exited;
+    loop {
+        // Peek without reaping: the zombie keeps its pid and pgid reserved.
+        let (pid, peeked) = match waitid_exited(None, true) {
+            Ok(Some(exit)) => exit,
+            Ok(None) => return Ok(Remaining::Some),
+            Err(Errno::ECHILD) => return Ok(Remaining::None),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        };
+        on_exit(pid, peeked);
+        // Now reap exactly that zombie. It cannot block (WNOHANG) and cannot fail except
+        // by EINTR: the pid is our zombie and nothing else in vigil waits.
+        loop {
+            match waitid_exited(Some(pid), false) {
+                Ok(_) => break,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ECHILD) => break,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
