@@ -1,2 +1,35 @@
-//! The pure supervision engine. (Being written.)
+//! The pure supervision engine: every decision vigil makes about its tree.
+//!
+//! # Contract (quinn-proto's shape, OTP's semantics)
+//!
+//! The runtime feeds [`Input`]s, each with the current time, into [`Engine::handle`],
+//! then drains [`Engine::poll_action`] (things to do: spawn, signal, exit) and
+//! [`Engine::poll_event`] (things to log), and re-arms its single timer to
+//! [`Engine::next_deadline`]. When the deadline passes it feeds [`Input::Tick`].
+//!
+//! A [`Action::Spawn`] must be answered with [`Input::Spawned`] or
+//! [`Input::SpawnFailed`] before anything else is fed in: starts are synchronous, as
+//! in OTP, and this is what lets the runtime register a pid before it can be reaped.
+//!
+//! # What this module must never do
+//!
+//! No I/O, no clock reads, no randomness from the OS, no tokio, no nix, no `unsafe`.
+//! Time comes in as `now`; jitter comes from a seeded [`backoff::Rng`]. That is what makes
+//! the simulated-time tests in `tests/` exact.
+//!
+//! # Semantics
+//!
+//! Sections 1.2 to 1.10 of `shared/reference/otp-supervisor.md`, implemented in
+//! [`engine`] with the OTP function each part mirrors named in its comments. Where vigil
+//! differs from OTP (backoff; exact instead of whole-second times; nothing restarts once
+//! vigil itself is stopping; exit codes) `docs/ARCHITECTURE.md` says so.
+
 pub mod backoff;
+mod engine;
+pub mod intensity;
+
+// The simulated-time tests are wired in once the config parser lands.
+// #[cfg(test)]
+// mod tests;
+
+pub use engine::{Action, End, Engine, Event, ExitReason, Input, NodeView, Pid};

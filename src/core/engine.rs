@@ -1,0 +1,1062 @@
+//! The engine's state machine: per-node state, per-supervisor programs, timers.
+//!
+//! Each supervisor runs a *program*: a queue of [`Step`]s (start this child, terminate
+//! that one, report started, finish) executed one at a time, like OTP's synchronous
+//! `start_children/2` and `terminate_children/2`. A step that must wait for the outside
+//! world (a spawn result, a child's death) parks the supervisor in `waiting`. Exits of
+//! its children that arrive meanwhile queue in its `mailbox`, as `'EXIT'` messages queue
+//! in an OTP supervisor's mailbox, and are handled once the program has finished. A
+//! terminate step that finds its child already dead consumes the queued exit, as
+//! `unlink_flush/2` does. Supervisors are independent: one child's long shutdown never
+//! blocks another subtree.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::backoff::{self, Rng};
+use super::intensity::Window;
+use crate::spec::{
+    AutoShutdown, ExitStatus, NodeId, NodeKind, Restart, Shutdown, Signal, Strategy, Tree,
+};
+
+/// An OS process id, as far as the engine cares.
+pub type Pid = i32;
+
+/// Something that happened, fed into [`Engine::handle`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// The process for `node` was spawned (it leads process group `pid`).
+    Spawned {
+        /// The process node that was spawned.
+        node: NodeId,
+        /// Its pid, which is also its process group id.
+        pid: Pid,
+    },
+    /// The process for `node` could not be spawned.
+    SpawnFailed {
+        /// The process node.
+        node: NodeId,
+        /// What went wrong, for the log.
+        error: String,
+    },
+    /// The reaper collected `pid`. Unknown pids (adopted orphans) are ignored.
+    Exited {
+        /// The reaped pid.
+        pid: Pid,
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// Stop the whole tree gracefully (SIGTERM, SIGINT).
+    Stop,
+    /// Kill everything still alive at once (a second stop signal).
+    Kill,
+    /// A deadline from [`Engine::next_deadline`] has passed.
+    Tick,
+}
+
+/// Something the runtime must do.
+#[must_use = "actions must be carried out"]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Spawn the process of `node`, then feed [`Input::Spawned`] or [`Input::SpawnFailed`].
+    Spawn {
+        /// The process node to spawn.
+        node: NodeId,
+    },
+    /// Send `signal` to the process group led by `pid` (the process of `node`).
+    Signal {
+        /// The process node.
+        node: NodeId,
+        /// Its pid and process group id.
+        pid: Pid,
+        /// The signal.
+        signal: Signal,
+    },
+    /// The initial start of the whole tree has completed.
+    Ready,
+    /// The root has finished: sweep leftovers and exit with `code`.
+    Exit {
+        /// vigil's exit code.
+        code: u8,
+        /// Why the root finished.
+        end: End,
+    },
+}
+
+/// Something worth a log line.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A process exited. `expected` is true when vigil had asked it to stop.
+    Exited {
+        /// The process node.
+        node: NodeId,
+        /// Its pid.
+        pid: Pid,
+        /// How it ended.
+        status: ExitStatus,
+        /// Whether vigil had asked it to stop.
+        expected: bool,
+    },
+    /// A spawn failed.
+    SpawnFailed {
+        /// The process node.
+        node: NodeId,
+        /// The error.
+        error: String,
+    },
+    /// A restart was counted against `supervisor`'s intensity and will happen after `delay`.
+    RestartScheduled {
+        /// The child that will be restarted (with its group, per the strategy).
+        node: NodeId,
+        /// Its supervisor.
+        supervisor: NodeId,
+        /// Backoff delay.
+        delay: Duration,
+        /// Restarts now counted in the supervisor's window.
+        count: usize,
+    },
+    /// A child exited and is not restarted (transient normal exit, or temporary).
+    NotRestarted {
+        /// The child.
+        node: NodeId,
+        /// Why not.
+        why: &'static str,
+    },
+    /// A child did not stop within its shutdown grace; it was sent SIGKILL.
+    Killed {
+        /// The child.
+        node: NodeId,
+    },
+    /// A supervisor reached its restart intensity and gives up.
+    GaveUp {
+        /// The supervisor.
+        supervisor: NodeId,
+        /// The child whose exit was one too many.
+        offender: NodeId,
+    },
+    /// A supervisor (re)started: a fresh intensity window, every child spec back.
+    SupervisorStarted {
+        /// The supervisor.
+        supervisor: NodeId,
+    },
+    /// A supervisor begins stopping all its children.
+    Stopping {
+        /// The supervisor.
+        supervisor: NodeId,
+        /// Why.
+        end: End,
+    },
+}
+
+/// Why a supervisor ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Asked to stop: by its parent, or (root) by a signal to vigil.
+    Stopped,
+    /// Its restart intensity was exceeded by `offender`'s exit.
+    GaveUp {
+        /// The child whose exit was one too many.
+        offender: NodeId,
+    },
+    /// A significant child ended (`auto_shutdown`).
+    AutoShutdown {
+        /// The significant child.
+        trigger: NodeId,
+        /// The status of the process at the origin of the chain, if it was a process.
+        status: Option<ExitStatus>,
+        /// Whether the chain started with a supervisor giving up.
+        gave_up: bool,
+    },
+    /// A child failed to start during the initial start.
+    StartFailed {
+        /// The child that failed.
+        offender: NodeId,
+    },
+}
+
+impl End {
+    /// The exit code vigil uses when the root ends this way.
+    pub fn exit_code(self) -> u8 {
+        use crate::exit;
+        match self {
+            End::Stopped => exit::OK,
+            End::GaveUp { .. } => exit::GAVE_UP,
+            End::StartFailed { .. } => exit::START_FAILED,
+            End::AutoShutdown { gave_up: true, .. } => exit::GAVE_UP,
+            End::AutoShutdown { status, .. } => status.map_or(exit::OK, ExitStatus::shell_code),
+        }
+    }
+}
+
+/// How a child ended, as its supervisor sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitReason {
+    /// A process's wait status.
+    Process(ExitStatus),
+    /// A child supervisor ended by itself (OTP reason `shutdown`).
+    Supervisor(End),
+}
+
+/// A read-only view of one node, for tests and status output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeView {
+    /// `stopped`, `running`, `exited`, `restarting`, `stopping` or `removed`.
+    pub state: &'static str,
+    /// The pid, for a running or stopping process.
+    pub pid: Option<Pid>,
+}
+
+/// Where a node is in its life, from its supervisor's point of view.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Status {
+    /// Not running; the spec is kept (OTP `pid = undefined`).
+    Stopped,
+    /// Running. Processes have a pid; supervisors run their own program.
+    Running { pid: Option<Pid>, since: Instant },
+    /// Dead by itself; its supervisor has an `Exit` message queued for it.
+    Exited { reason: ExitReason },
+    /// A restart was decided; it happens at `at` (OTP `{restarting, Pid}`).
+    Restarting { at: Instant },
+    /// Being stopped by vigil. `kill_at` is when SIGKILL follows, if ever.
+    Stopping {
+        pid: Option<Pid>,
+        kill_at: Option<Instant>,
+        killed: bool,
+    },
+}
+
+/// One step of a supervisor's program.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Step {
+    /// Start this child (OTP `do_start_child`).
+    Start(NodeId),
+    /// Terminate this child per its shutdown spec (OTP `do_terminate`).
+    Terminate(NodeId),
+    /// The initial start is complete: tell the parent.
+    Started,
+    /// All children are down: end this supervisor.
+    Finish(End),
+}
+
+/// What a supervisor's current step waits for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Wait {
+    Started(NodeId),
+    Terminated(NodeId),
+    /// A brutal kill of the whole subtree is under way.
+    SubtreeDead,
+}
+
+/// A queued message for a supervisor; stale ones are recognised by the incarnation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Msg {
+    Exit(NodeId, u64),
+    RestartDue(NodeId, u64),
+}
+
+/// Timers, validated against the node's state when they fire (stale ones are dropped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// SIGKILL a process whose grace has passed.
+    Kill(NodeId),
+    /// SIGKILL the subtree of a supervisor whose shutdown grace has passed.
+    KillSubtree(NodeId),
+    /// A restart delay has passed.
+    RestartDue(NodeId),
+    /// The overall `shutdown_timeout` has passed.
+    StopDeadline,
+}
+
+#[derive(Debug)]
+struct SupState {
+    window: Window,
+    program: VecDeque<Step>,
+    waiting: Option<Wait>,
+    mailbox: VecDeque<Msg>,
+    /// In the initial start: a start failure aborts instead of counting a restart.
+    initial: bool,
+    /// Processes alive in the subtree.
+    live: u32,
+}
+
+#[derive(Debug)]
+struct NodeState {
+    status: Status,
+    /// Bumped at every start, so messages about an earlier life are recognised.
+    incarnation: u64,
+    /// Consecutive restarts, for the backoff schedule.
+    attempt: u32,
+    /// When the current (or last) process was spawned, for the backoff reset.
+    spawned_at: Option<Instant>,
+    /// A temporary child that ended: gone from its supervisor (OTP deletes its spec).
+    removed: bool,
+    sup: Option<SupState>,
+}
+
+/// The supervision tree as a deterministic state machine.
+pub struct Engine {
+    tree: Tree,
+    nodes: Vec<NodeState>,
+    pids: HashMap<Pid, NodeId>,
+    actions: VecDeque<Action>,
+    events: VecDeque<Event>,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    ready: VecDeque<NodeId>,
+    rng: Rng,
+    /// vigil itself is stopping: nothing is started or restarted any more.
+    stopping: bool,
+    stop_deadline: Option<Instant>,
+    finished: bool,
+}
+
+impl Engine {
+    /// An engine for `tree`, with jitter drawn from a generator seeded with `seed`.
+    /// Nothing happens until [`Engine::start`].
+    pub fn new(tree: Tree, seed: u64) -> Engine {
+        let nodes = tree
+            .nodes
+            .iter()
+            .map(|n| NodeState {
+                status: Status::Stopped,
+                incarnation: 0,
+                attempt: 0,
+                spawned_at: None,
+                removed: false,
+                sup: n.as_supervisor().map(|s| SupState {
+                    window: Window::new(s.intensity, s.period),
+                    program: VecDeque::new(),
+                    waiting: None,
+                    mailbox: VecDeque::new(),
+                    initial: true,
+                    live: 0,
+                }),
+            })
+            .collect();
+        Engine {
+            tree,
+            nodes,
+            pids: HashMap::new(),
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            ready: VecDeque::new(),
+            rng: Rng::new(seed),
+            stopping: false,
+            stop_deadline: None,
+            finished: false,
+        }
+    }
+
+    /// The tree this engine supervises.
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    /// Begins the initial start of the whole tree, in order.
+    pub fn start(&mut self, now: Instant) {
+        self.init_supervisor(NodeId::ROOT, now);
+        self.settle(now);
+    }
+
+    /// Feeds one input.
+    pub fn handle(&mut self, input: Input, now: Instant) {
+        if self.finished {
+            return;
+        }
+        match input {
+            Input::Spawned { node, pid } => self.on_spawned(node, pid, now),
+            Input::SpawnFailed { node, error } => self.on_spawn_failed(node, error, now),
+            Input::Exited { pid, status } => self.on_exited(pid, status),
+            Input::Stop => {
+                if !self.stopping {
+                    self.shutdown_self(NodeId::ROOT, End::Stopped, now);
+                }
+            }
+            Input::Kill => {
+                if !self.stopping {
+                    self.begin_stopping(now);
+                }
+                self.kill_subtree(NodeId::ROOT, End::Stopped);
+            }
+            Input::Tick => {}
+        }
+        self.settle(now);
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next thing to log, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Input::Tick`] must be fed next; `None` when no timer is armed.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if self.finished {
+            return None;
+        }
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Whether `pid` belongs to a child of the tree (otherwise it is an adopted orphan).
+    pub fn is_child(&self, pid: Pid) -> bool {
+        self.pids.contains_key(&pid)
+    }
+
+    /// Whether the root has finished ([`Action::Exit`] was queued).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The state of one node.
+    pub fn view(&self, node: NodeId) -> NodeView {
+        let st = &self.nodes[node.index()];
+        let (state, pid) = match st.status {
+            _ if st.removed => ("removed", None),
+            Status::Stopped => ("stopped", None),
+            Status::Running { pid, .. } => ("running", pid),
+            Status::Exited { .. } => ("exited", None),
+            Status::Restarting { .. } => ("restarting", None),
+            Status::Stopping { pid, .. } => ("stopping", pid),
+        };
+        NodeView { state, pid }
+    }
+
+    // ----- inputs -----
+
+    fn on_spawned(&mut self, node: NodeId, pid: Pid, now: Instant) {
+        let st = &mut self.nodes[node.index()];
+        st.status = Status::Running {
+            pid: Some(pid),
+            since: now,
+        };
+        st.incarnation += 1;
+        st.spawned_at = Some(now);
+        self.pids.insert(pid, node);
+        for a in self.ancestors(node) {
+            self.sup_mut(a).live += 1;
+        }
+        self.step_done(node, Wait::Started(node));
+    }
+
+    fn on_spawn_failed(&mut self, node: NodeId, error: String, now: Instant) {
+        self.events.push_back(Event::SpawnFailed { node, error });
+        self.nodes[node.index()].status = Status::Stopped;
+        let parent = self.parent(node);
+        if self.sup(parent).waiting == Some(Wait::Started(node)) {
+            self.sup_mut(parent).waiting = None;
+            self.start_failed(parent, node, now);
+        }
+    }
+
+    fn on_exited(&mut self, pid: Pid, status: ExitStatus) {
+        let Some(node) = self.pids.remove(&pid) else {
+            return; // An adopted orphan: OTP ignores 'EXIT' from unknown pids.
+        };
+        for a in self.ancestors(node) {
+            let sup = self.sup_mut(a);
+            sup.live = sup.live.saturating_sub(1);
+            if sup.live == 0 && sup.waiting == Some(Wait::SubtreeDead) {
+                sup.waiting = None;
+                self.ready.push_back(a);
+            }
+        }
+        let expected = matches!(self.nodes[node.index()].status, Status::Stopping { .. });
+        self.events.push_back(Event::Exited {
+            node,
+            pid,
+            status,
+            expected,
+        });
+        if expected {
+            self.terminated(node);
+        } else {
+            self.exited_by_itself(node, ExitReason::Process(status));
+        }
+    }
+
+    // ----- the interpreter -----
+
+    /// Runs every supervisor that can make progress and every timer that is due.
+    fn settle(&mut self, now: Instant) {
+        loop {
+            while let Some(s) = self.ready.pop_front() {
+                self.run(s, now);
+            }
+            if !self.fire_due_timer(now) {
+                break;
+            }
+        }
+        // Drop stale timers so `next_deadline` only reports live ones.
+        while let Some(&Reverse((at, timer))) = self.timers.peek() {
+            if self.timer_valid(at, timer) {
+                break;
+            }
+            self.timers.pop();
+        }
+    }
+
+    /// Executes `s`'s program, then its mailbox, until it has to wait.
+    fn run(&mut self, s: NodeId, now: Instant) {
+        loop {
+            if self.finished {
+                return;
+            }
+            let sup = self.sup_mut(s);
+            if sup.waiting.is_some() {
+                return;
+            }
+            if let Some(step) = sup.program.pop_front() {
+                self.exec_step(s, step, now);
+            } else if let Some(msg) = sup.mailbox.pop_front() {
+                self.exec_msg(s, msg, now);
+            } else {
+                return;
+            }
+        }
+    }
+
+    fn exec_step(&mut self, s: NodeId, step: Step, now: Instant) {
+        match step {
+            Step::Start(c) => self.start_child(s, c, now),
+            Step::Terminate(c) => self.terminate_child(s, c, now),
+            Step::Started => {
+                self.sup_mut(s).initial = false;
+                if s == NodeId::ROOT {
+                    self.actions.push_back(Action::Ready);
+                } else {
+                    self.step_done(s, Wait::Started(s));
+                }
+            }
+            Step::Finish(end) => self.finish(s, end, now),
+        }
+    }
+
+    fn exec_msg(&mut self, s: NodeId, msg: Msg, now: Instant) {
+        match msg {
+            Msg::Exit(c, inc) => {
+                let st = &self.nodes[c.index()];
+                if let (Status::Exited { reason }, true) = (st.status, st.incarnation == inc) {
+                    self.do_restart(s, c, reason, now);
+                }
+            }
+            Msg::RestartDue(c, inc) => {
+                let st = &self.nodes[c.index()];
+                if let (Status::Restarting { .. }, true) = (st.status, st.incarnation == inc) {
+                    self.restart_group(s, c);
+                }
+            }
+        }
+    }
+
+    /// OTP `do_start_child`: spawn a process, or run a child supervisor's `init`.
+    fn start_child(&mut self, s: NodeId, c: NodeId, now: Instant) {
+        let st = &mut self.nodes[c.index()];
+        if self.stopping || st.removed {
+            return;
+        }
+        match st.status {
+            Status::Running { .. } | Status::Stopping { .. } | Status::Exited { .. } => return,
+            Status::Stopped | Status::Restarting { .. } => st.status = Status::Stopped,
+        }
+        self.sup_mut(s).waiting = Some(Wait::Started(c));
+        match self.tree.node(c).kind {
+            NodeKind::Process(_) => self.actions.push_back(Action::Spawn { node: c }),
+            NodeKind::Supervisor(_) => self.init_supervisor(c, now),
+        }
+    }
+
+    /// OTP `init/1` + `start_children/2` of a (child) supervisor: a fresh window, every
+    /// child spec back (temporary ones included), then start in order.
+    fn init_supervisor(&mut self, s: NodeId, now: Instant) {
+        let spec = self.tree.node(s).as_supervisor().expect("UNWRAP: s is a supervisor");
+        let children = spec.children.clone();
+        let window = Window::new(spec.intensity, spec.period);
+        for &c in &children {
+            let st = &mut self.nodes[c.index()];
+            st.removed = false;
+            st.attempt = 0;
+            st.status = Status::Stopped;
+        }
+        let st = &mut self.nodes[s.index()];
+        st.incarnation += 1;
+        st.status = Status::Running {
+            pid: None,
+            since: now,
+        };
+        let sup = self.sup_mut(s);
+        sup.window = window;
+        sup.mailbox.clear();
+        sup.waiting = None;
+        sup.initial = true;
+        sup.program = children.into_iter().map(Step::Start).collect();
+        sup.program.push_back(Step::Started);
+        self.ready.push_back(s);
+        self.events.push_back(Event::SupervisorStarted { supervisor: s });
+    }
+
+    /// OTP `do_terminate` + `shutdown/1`: stop one child per its shutdown spec.
+    fn terminate_child(&mut self, s: NodeId, c: NodeId, now: Instant) {
+        let node = self.tree.node(c);
+        let shutdown = node.shutdown;
+        let stop_signal = node.as_process().map_or(Signal::TERM, |p| p.stop_signal);
+        match self.nodes[c.index()].status {
+            Status::Stopped | Status::Restarting { .. } => {
+                self.nodes[c.index()].status = Status::Stopped;
+                self.drop_if_temporary(c);
+            }
+            // Already dead by itself: its queued exit is consumed (`unlink_flush`).
+            Status::Exited { .. } => {
+                self.nodes[c.index()].status = Status::Stopped;
+                self.drop_if_temporary(c);
+            }
+            Status::Stopping { .. } => self.sup_mut(s).waiting = Some(Wait::Terminated(c)),
+            Status::Running { pid, .. } => {
+                let kill_at = match shutdown {
+                    Shutdown::Timeout(d) if !d.is_zero() => Some(now + d),
+                    _ => None,
+                };
+                let brutal = matches!(shutdown, Shutdown::BrutalKill)
+                    || shutdown == Shutdown::Timeout(Duration::ZERO);
+                self.nodes[c.index()].status = Status::Stopping {
+                    pid,
+                    kill_at,
+                    killed: false,
+                };
+                self.sup_mut(s).waiting = Some(Wait::Terminated(c));
+                match (pid, brutal) {
+                    (Some(pid), true) => self.kill_process(c, pid),
+                    (Some(pid), false) => self.actions.push_back(Action::Signal {
+                        node: c,
+                        pid,
+                        signal: stop_signal,
+                    }),
+                    (None, true) => self.kill_subtree(c, End::Stopped),
+                    (None, false) => self.shutdown_program(c, End::Stopped),
+                }
+                if let Some(at) = kill_at {
+                    let timer = if pid.is_some() {
+                        Timer::Kill(c)
+                    } else {
+                        Timer::KillSubtree(c)
+                    };
+                    self.timers.push(Reverse((at, timer)));
+                }
+            }
+        }
+    }
+
+    /// The end of a supervisor's shutdown: every child is down.
+    fn finish(&mut self, s: NodeId, end: End, now: Instant) {
+        let sup = self.sup_mut(s);
+        sup.mailbox.clear();
+        sup.program.clear();
+        if s == NodeId::ROOT {
+            self.finished = true;
+            self.nodes[s.index()].status = Status::Stopped;
+            self.actions.push_back(Action::Exit {
+                code: end.exit_code(),
+                end,
+            });
+            return;
+        }
+        let parent = self.parent(s);
+        match self.nodes[s.index()].status {
+            Status::Stopping { .. } => self.terminated(s),
+            _ if self.sup(parent).waiting == Some(Wait::Started(s)) => {
+                self.nodes[s.index()].status = Status::Stopped;
+                self.sup_mut(parent).waiting = None;
+                self.start_failed(parent, s, now);
+            }
+            _ => self.exited_by_itself(s, ExitReason::Supervisor(end)),
+        }
+    }
+
+    // ----- exits and restarts -----
+
+    /// A child vigil asked to stop is down.
+    fn terminated(&mut self, c: NodeId) {
+        self.nodes[c.index()].status = Status::Stopped;
+        self.drop_if_temporary(c);
+        let parent = self.parent(c);
+        if self.sup(parent).waiting == Some(Wait::Terminated(c)) {
+            self.sup_mut(parent).waiting = None;
+            self.ready.push_back(parent);
+        }
+    }
+
+    /// A child ended without being asked: queue it for its supervisor.
+    fn exited_by_itself(&mut self, c: NodeId, reason: ExitReason) {
+        let st = &mut self.nodes[c.index()];
+        st.status = Status::Exited { reason };
+        let inc = st.incarnation;
+        let parent = self.parent(c);
+        self.sup_mut(parent).mailbox.push_back(Msg::Exit(c, inc));
+        self.ready.push_back(parent);
+    }
+
+    /// OTP `do_restart/3`: the four clauses, in order.
+    fn do_restart(&mut self, s: NodeId, c: NodeId, reason: ExitReason, now: Instant) {
+        if self.stopping {
+            // vigil is stopping: nothing is restarted, anywhere.
+            self.nodes[c.index()].status = Status::Stopped;
+            self.drop_if_temporary(c);
+            return;
+        }
+        let node = self.tree.node(c);
+        let normal = match reason {
+            ExitReason::Process(ExitStatus::Code(code)) => {
+                node.as_process().is_some_and(|p| p.is_success(code))
+            }
+            // Death by a SIGTERM vigil did not send is OTP's `shutdown`.
+            ExitReason::Process(ExitStatus::Signaled(sig)) => sig == Signal::TERM,
+            ExitReason::Supervisor(_) => true,
+        };
+        if let (ExitReason::Process(_), Some(p)) = (reason, node.as_process()) {
+            // The backoff schedule starts over once the child has run long enough.
+            let st = &mut self.nodes[c.index()];
+            let uptime = st.spawned_at.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+            if backoff::resets_after(&p.backoff, uptime) {
+                st.attempt = 0;
+            }
+        }
+        match (node.restart, normal) {
+            (Restart::Permanent, _) | (Restart::Transient, false) => self.restart(s, c, now),
+            (Restart::Transient, true) => {
+                self.nodes[c.index()].status = Status::Stopped;
+                self.events.push_back(Event::NotRestarted {
+                    node: c,
+                    why: "transient child exited normally",
+                });
+                self.auto_shutdown(s, c, reason, now);
+            }
+            (Restart::Temporary, _) => {
+                self.nodes[c.index()].status = Status::Stopped;
+                self.nodes[c.index()].removed = true;
+                self.events.push_back(Event::NotRestarted {
+                    node: c,
+                    why: "temporary child",
+                });
+                self.auto_shutdown(s, c, reason, now);
+            }
+        }
+    }
+
+    /// OTP `restart/2`: count the restart (`add_restart/1`), then apply the strategy.
+    ///
+    /// vigil's addition: the restart happens after the child's backoff delay. The
+    /// siblings the strategy takes down are stopped now; the group starts at the delay.
+    fn restart(&mut self, s: NodeId, c: NodeId, now: Instant) {
+        if !self.sup_mut(s).window.add(now) {
+            self.events.push_back(Event::GaveUp {
+                supervisor: s,
+                offender: c,
+            });
+            self.nodes[c.index()].status = Status::Stopped;
+            self.shutdown_self(s, End::GaveUp { offender: c }, now);
+            return;
+        }
+        let delay = match &self.tree.node(c).kind {
+            NodeKind::Process(p) => {
+                let unit = self.rng.unit();
+                let st = &mut self.nodes[c.index()];
+                let d = backoff::delay(&p.backoff, st.attempt, unit);
+                st.attempt = st.attempt.saturating_add(1);
+                d
+            }
+            NodeKind::Supervisor(_) => Duration::ZERO,
+        };
+        let at = now + delay;
+        let st = &mut self.nodes[c.index()];
+        st.status = Status::Restarting { at };
+        let count = self.sup(s).window.count(now);
+        self.events.push_back(Event::RestartScheduled {
+            node: c,
+            supervisor: s,
+            delay,
+            count,
+        });
+        let group = self.group(s, c);
+        let sup = self.sup_mut(s);
+        sup.program.clear();
+        sup.program
+            .extend(group.iter().rev().filter(|&&g| g != c).map(|&g| Step::Terminate(g)));
+        self.timers.push(Reverse((at, Timer::RestartDue(c))));
+        self.ready.push_back(s);
+    }
+
+    /// The delayed half of a restart: stop what still runs in the group, start it in order.
+    fn restart_group(&mut self, s: NodeId, c: NodeId) {
+        let group = self.group(s, c);
+        self.nodes[c.index()].status = Status::Stopped;
+        let sup = self.sup_mut(s);
+        sup.program
+            .extend(group.iter().rev().filter(|&&g| g != c).map(|&g| Step::Terminate(g)));
+        sup.program.extend(group.iter().map(|&g| Step::Start(g)));
+    }
+
+    /// The children a restart of `c` takes down and brings back, in start order.
+    fn group(&self, s: NodeId, c: NodeId) -> Vec<NodeId> {
+        let spec = self.tree.node(s).as_supervisor().expect("UNWRAP: supervisor");
+        match spec.strategy {
+            Strategy::OneForOne => vec![c],
+            Strategy::OneForAll => spec.children.clone(),
+            Strategy::RestForOne => {
+                let i = spec.children.iter().position(|&x| x == c).unwrap_or(0);
+                spec.children[i..].to_vec()
+            }
+        }
+    }
+
+    /// A start failed. During the initial start that aborts the supervisor (OTP
+    /// `init_children/2`); later it is a failed restart attempt that counts (OTP
+    /// `try_again_restart`).
+    fn start_failed(&mut self, s: NodeId, c: NodeId, now: Instant) {
+        let sup = self.sup_mut(s);
+        sup.program.clear();
+        if sup.initial {
+            self.shutdown_program(s, End::StartFailed { offender: c });
+        } else if self.stopping {
+            self.ready.push_back(s);
+        } else {
+            self.restart(s, c, now);
+        }
+    }
+
+    /// OTP `do_auto_shutdown/2`.
+    fn auto_shutdown(&mut self, s: NodeId, c: NodeId, reason: ExitReason, now: Instant) {
+        let node = self.tree.node(c);
+        if !node.significant {
+            return;
+        }
+        let spec = self.tree.node(s).as_supervisor().expect("UNWRAP: supervisor");
+        let trigger = match spec.auto_shutdown {
+            AutoShutdown::Never => return,
+            AutoShutdown::AnySignificant => true,
+            AutoShutdown::AllSignificant => !spec.children.iter().any(|&x| {
+                self.tree.node(x).significant
+                    && !self.nodes[x.index()].removed
+                    && !matches!(self.nodes[x.index()].status, Status::Stopped)
+            }),
+        };
+        if trigger {
+            let (status, gave_up) = match reason {
+                ExitReason::Process(st) => (Some(st), false),
+                ExitReason::Supervisor(End::AutoShutdown {
+                    status, gave_up, ..
+                }) => (status, gave_up),
+                ExitReason::Supervisor(End::GaveUp { .. }) => (None, true),
+                ExitReason::Supervisor(_) => (None, false),
+            };
+            let end = End::AutoShutdown {
+                trigger: c,
+                status,
+                gave_up,
+            };
+            self.shutdown_self(s, end, now);
+        }
+    }
+
+    // ----- shutdown -----
+
+    /// A supervisor decides to end (gave up, auto-shutdown, or the root is told to stop).
+    fn shutdown_self(&mut self, s: NodeId, end: End, now: Instant) {
+        if s == NodeId::ROOT {
+            self.begin_stopping(now);
+        }
+        self.shutdown_program(s, end);
+    }
+
+    /// vigil itself is stopping: arm `shutdown_timeout`, if any.
+    fn begin_stopping(&mut self, now: Instant) {
+        self.stopping = true;
+        if let Some(t) = self.tree.shutdown_timeout {
+            let at = now + t;
+            self.stop_deadline = Some(at);
+            self.timers.push(Reverse((at, Timer::StopDeadline)));
+        }
+    }
+
+    /// Replaces `s`'s program with: terminate every child, last started first; finish.
+    fn shutdown_program(&mut self, s: NodeId, end: End) {
+        self.events.push_back(Event::Stopping { supervisor: s, end });
+        let children = self.tree.children(s).to_vec();
+        let sup = self.sup_mut(s);
+        if sup.waiting == Some(Wait::SubtreeDead) {
+            return; // Already being killed; it finishes when the last process is gone.
+        }
+        sup.waiting = None;
+        sup.mailbox.clear();
+        sup.program = children.into_iter().rev().map(Step::Terminate).collect();
+        sup.program.push_back(Step::Finish(end));
+        self.ready.push_back(s);
+    }
+
+    /// SIGKILL every process under `s` at once; `s` finishes with `end` once all are dead.
+    fn kill_subtree(&mut self, s: NodeId, end: End) {
+        let end = match self.sup(s).program.back() {
+            Some(Step::Finish(e)) => *e,
+            _ => end,
+        };
+        let mut stack = self.tree.children(s).to_vec();
+        while let Some(d) = stack.pop() {
+            let status = self.nodes[d.index()].status;
+            match (&self.tree.node(d).kind, status) {
+                (NodeKind::Process(_), Status::Running { pid: Some(pid), .. })
+                | (
+                    NodeKind::Process(_),
+                    Status::Stopping {
+                        pid: Some(pid),
+                        killed: false,
+                        ..
+                    },
+                ) => {
+                    self.nodes[d.index()].status = Status::Stopping {
+                        pid: Some(pid),
+                        kill_at: None,
+                        killed: true,
+                    };
+                    self.actions.push_back(Action::Signal {
+                        node: d,
+                        pid,
+                        signal: Signal::KILL,
+                    });
+                }
+                (NodeKind::Process(_), Status::Stopping { .. }) => {}
+                (NodeKind::Process(_), _) => self.nodes[d.index()].status = Status::Stopped,
+                (NodeKind::Supervisor(spec), _) => {
+                    stack.extend(spec.children.iter().copied());
+                    self.nodes[d.index()].status = Status::Stopped;
+                    let sup = self.sup_mut(d);
+                    sup.program.clear();
+                    sup.mailbox.clear();
+                    sup.waiting = None;
+                }
+            }
+        }
+        let live = self.sup(s).live;
+        let sup = self.sup_mut(s);
+        sup.mailbox.clear();
+        sup.program.clear();
+        sup.program.push_back(Step::Finish(end));
+        sup.waiting = (live > 0).then_some(Wait::SubtreeDead);
+        self.ready.push_back(s);
+    }
+
+    fn kill_process(&mut self, c: NodeId, pid: Pid) {
+        if let Status::Stopping { killed, .. } = &mut self.nodes[c.index()].status {
+            *killed = true;
+        }
+        self.actions.push_back(Action::Signal {
+            node: c,
+            pid,
+            signal: Signal::KILL,
+        });
+    }
+
+    // ----- timers -----
+
+    fn fire_due_timer(&mut self, now: Instant) -> bool {
+        let Some(&Reverse((at, timer))) = self.timers.peek() else {
+            return false;
+        };
+        if at > now {
+            return false;
+        }
+        self.timers.pop();
+        if !self.timer_valid(at, timer) {
+            return true;
+        }
+        match timer {
+            Timer::Kill(c) => {
+                if let Status::Stopping { pid: Some(pid), .. } = self.nodes[c.index()].status {
+                    self.events.push_back(Event::Killed { node: c });
+                    self.kill_process(c, pid);
+                }
+            }
+            Timer::KillSubtree(s) => {
+                self.events.push_back(Event::Killed { node: s });
+                self.kill_subtree(s, End::Stopped);
+            }
+            Timer::RestartDue(c) => {
+                let parent = self.parent(c);
+                let inc = self.nodes[c.index()].incarnation;
+                self.sup_mut(parent).mailbox.push_back(Msg::RestartDue(c, inc));
+                self.ready.push_back(parent);
+            }
+            Timer::StopDeadline => {
+                self.stop_deadline = None;
+                self.kill_subtree(NodeId::ROOT, End::Stopped);
+            }
+        }
+        true
+    }
+
+    fn timer_valid(&self, at: Instant, timer: Timer) -> bool {
+        if self.finished {
+            return false;
+        }
+        match timer {
+            Timer::Kill(c) | Timer::KillSubtree(c) => matches!(
+                self.nodes[c.index()].status,
+                Status::Stopping { kill_at: Some(k), killed: false, .. } if k == at
+            ),
+            Timer::RestartDue(c) => matches!(
+                self.nodes[c.index()].status,
+                Status::Restarting { at: a } if a == at
+            ),
+            Timer::StopDeadline => self.stop_deadline == Some(at),
+        }
+    }
+
+    // ----- helpers -----
+
+    fn step_done(&mut self, c: NodeId, wait: Wait) {
+        if c == NodeId::ROOT {
+            return;
+        }
+        let parent = self.parent(c);
+        if self.sup(parent).waiting == Some(wait) {
+            self.sup_mut(parent).waiting = None;
+            self.ready.push_back(parent);
+        }
+    }
+
+    fn drop_if_temporary(&mut self, c: NodeId) {
+        if self.tree.node(c).restart == Restart::Temporary {
+            self.nodes[c.index()].removed = true;
+        }
+    }
+
+    fn parent(&self, c: NodeId) -> NodeId {
+        self.tree.node(c).parent.unwrap_or(NodeId::ROOT)
+    }
+
+    fn ancestors(&self, c: NodeId) -> Vec<NodeId> {
+        let mut out = Vec::new();
+        let mut cur = self.tree.node(c).parent;
+        while let Some(p) = cur {
+            out.push(p);
+            cur = self.tree.node(p).parent;
+        }
+        out
+    }
+
+    fn sup(&self, s: NodeId) -> &SupState {
+        self.nodes[s.index()]
+            .sup
+            .as_ref()
+            .expect("UNWRAP: node is a supervisor")
+    }
+
+    fn sup_mut(&mut self, s: NodeId) -> &mut SupState {
+        self.nodes[s.index()]
+            .sup
+            .as_mut()
+            .expect("UNWRAP: node is a supervisor")
+    }
+}

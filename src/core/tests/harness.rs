@@ -1,0 +1,415 @@
+//! A simulated OS for the engine: fake pids, scripted children, and a clock that jumps
+//! from one deadline to the next (quinn's `Pair`, for processes). Nothing here sleeps.
+//!
+//! The trace records what a black-box observer of the real daemon would see, in order:
+//! `START a`, `FAIL a` (spawn failed), `TERM a` / `KILL a` / `INT a` (a signal vigil
+//! sent), `EXIT 75` (vigil's exit code). Each entry carries its simulated time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::core::{Action, Engine, Event, Input, Pid};
+use crate::spec::{ExitStatus, NodeId, Signal};
+
+/// What a simulated child does when it receives its stop signal.
+#[derive(Clone, Copy, Debug)]
+pub enum OnStop {
+    /// Dies of the signal at once (the default disposition).
+    Die,
+    /// Ignores it.
+    Ignore,
+    /// Exits with this status after this long.
+    After(Duration, ExitStatus),
+}
+
+/// A script for one child name.
+pub struct Behaviour {
+    on_stop: OnStop,
+    /// Invocations (1-based) whose spawn fails.
+    fail_spawn: Box<dyn Fn(u32) -> bool>,
+    /// For invocation n, exit by itself after a delay with a status.
+    exit: Box<dyn Fn(u32) -> Option<(Duration, ExitStatus)>>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour {
+            on_stop: OnStop::Die,
+            fail_spawn: Box::new(|_| false),
+            exit: Box::new(|_| None),
+        }
+    }
+}
+
+impl Behaviour {
+    /// Ignores its stop signal.
+    pub fn ignore_stop() -> Self {
+        Behaviour {
+            on_stop: OnStop::Ignore,
+            ..Default::default()
+        }
+    }
+
+    /// Exits with code 0 this long after its stop signal.
+    pub fn stop_after(ms: u64) -> Self {
+        Behaviour {
+            on_stop: OnStop::After(Duration::from_millis(ms), ExitStatus::Code(0)),
+            ..Default::default()
+        }
+    }
+
+    /// Spawns fail on these invocations.
+    pub fn fail_spawn(f: impl Fn(u32) -> bool + 'static) -> Self {
+        Behaviour {
+            fail_spawn: Box::new(f),
+            ..Default::default()
+        }
+    }
+
+    /// Exits by itself per invocation.
+    pub fn exits(f: impl Fn(u32) -> Option<(Duration, ExitStatus)> + 'static) -> Self {
+        Behaviour {
+            exit: Box::new(f),
+            ..Default::default()
+        }
+    }
+
+    /// Also: the stop behaviour.
+    pub fn on_stop(mut self, on_stop: OnStop) -> Self {
+        self.on_stop = on_stop;
+        self
+    }
+}
+
+/// The engine plus its simulated world.
+pub struct Sim {
+    /// The engine under test.
+    pub engine: Engine,
+    t0: Instant,
+    /// Simulated now.
+    pub now: Instant,
+    next_pid: Pid,
+    alive: HashMap<Pid, NodeId>,
+    /// Scheduled exits: (time, sequence) -> (pid, status).
+    pending: BTreeMap<(Instant, u64), (Pid, ExitStatus)>,
+    seq: u64,
+    trace: Vec<(Duration, String)>,
+    /// Every event the engine emitted, with its time.
+    pub events: Vec<(Duration, Event)>,
+    /// vigil's exit code, once the root has finished.
+    pub exit: Option<u8>,
+    invocations: HashMap<NodeId, u32>,
+    scripts: HashMap<String, Behaviour>,
+}
+
+impl Sim {
+    /// A simulation of the tree in `toml` (not started yet).
+    pub fn new(toml: &str) -> Sim {
+        let loaded = crate::config::parse(toml, Path::new("test.toml"))
+            .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+        let t0 = Instant::now();
+        Sim {
+            engine: Engine::new(loaded.tree, 1),
+            t0,
+            now: t0,
+            next_pid: 100,
+            alive: HashMap::new(),
+            pending: BTreeMap::new(),
+            seq: 0,
+            trace: Vec::new(),
+            events: Vec::new(),
+            exit: None,
+            invocations: HashMap::new(),
+            scripts: HashMap::new(),
+        }
+    }
+
+    /// Scripts the child called `name`.
+    pub fn with(mut self, name: &str, b: Behaviour) -> Sim {
+        assert!(self.engine.tree().find(name).is_some(), "no node {name}");
+        self.scripts.insert(name.to_string(), b);
+        self
+    }
+
+    /// Starts the tree and settles.
+    pub fn start(mut self) -> Sim {
+        self.engine.start(self.now);
+        self.settle();
+        self
+    }
+
+    fn id(&self, name: &str) -> NodeId {
+        self.engine
+            .tree()
+            .find(name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    fn name(&self, id: NodeId) -> String {
+        self.engine.tree().node(id).name.clone()
+    }
+
+    fn record(&mut self, line: String) {
+        self.trace.push((self.now - self.t0, line));
+    }
+
+    /// Milliseconds since the start.
+    pub fn elapsed_ms(&self) -> u128 {
+        (self.now - self.t0).as_millis()
+    }
+
+    /// Carries out every queued action and delivers every exit that is due now.
+    pub fn settle(&mut self) {
+        loop {
+            while let Some(action) = self.engine.poll_action() {
+                self.execute(action);
+            }
+            while let Some(ev) = self.engine.poll_event() {
+                self.events.push((self.now - self.t0, ev));
+            }
+            let due = self
+                .pending
+                .first_key_value()
+                .filter(|((at, _), _)| *at <= self.now)
+                .map(|(k, _)| *k);
+            match due {
+                Some(key) => {
+                    let (pid, status) = self.pending.remove(&key).expect("UNWRAP: key exists");
+                    self.deliver_exit(pid, status);
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn deliver_exit(&mut self, pid: Pid, status: ExitStatus) {
+        if self.alive.remove(&pid).is_some() {
+            self.pending.retain(|_, (p, _)| *p != pid);
+            self.engine.handle(Input::Exited { pid, status }, self.now);
+        }
+    }
+
+    fn schedule_exit(&mut self, pid: Pid, after: Duration, status: ExitStatus) {
+        self.seq += 1;
+        self.pending.insert((self.now + after, self.seq), (pid, status));
+    }
+
+    fn execute(&mut self, action: Action) {
+        match action {
+            Action::Spawn { node } => {
+                let name = self.name(node);
+                let n = {
+                    let n = self.invocations.entry(node).or_insert(0);
+                    *n += 1;
+                    *n
+                };
+                let script = self.scripts.get(&name);
+                if script.is_some_and(|b| (b.fail_spawn)(n)) {
+                    self.record(format!("FAIL {name}"));
+                    let error = "No such file or directory".to_string();
+                    self.engine
+                        .handle(Input::SpawnFailed { node, error }, self.now);
+                    return;
+                }
+                let exit = script.and_then(|b| (b.exit)(n));
+                self.next_pid += 1;
+                let pid = self.next_pid;
+                self.alive.insert(pid, node);
+                self.record(format!("START {name}"));
+                self.engine.handle(Input::Spawned { node, pid }, self.now);
+                if let Some((after, status)) = exit {
+                    self.schedule_exit(pid, after, status);
+                }
+            }
+            Action::Signal { node, pid, signal } => {
+                let name = self.name(node);
+                self.record(format!("{} {name}", &signal.name()[3..]));
+                if !self.alive.contains_key(&pid) {
+                    return;
+                }
+                let on_stop = self.scripts.get(&name).map_or(OnStop::Die, |b| b.on_stop);
+                match (signal, on_stop) {
+                    (Signal::KILL, _) | (_, OnStop::Die) => {
+                        self.schedule_exit(pid, Duration::ZERO, ExitStatus::Signaled(signal))
+                    }
+                    (_, OnStop::Ignore) => {}
+                    (_, OnStop::After(d, st)) => self.schedule_exit(pid, d, st),
+                }
+            }
+            Action::Ready => {}
+            Action::Exit { code, .. } => {
+                assert!(self.exit.is_none(), "second Exit action");
+                self.record(format!("EXIT {code}"));
+                self.exit = Some(code);
+            }
+        }
+    }
+
+    /// Jumps to the next scheduled exit or engine deadline and handles it. Returns
+    /// false when nothing is scheduled.
+    pub fn advance(&mut self) -> bool {
+        self.advance_until(None)
+    }
+
+    fn advance_until(&mut self, limit: Option<Instant>) -> bool {
+        let next_exit = self.pending.first_key_value().map(|((at, _), _)| *at);
+        let next = match (next_exit, self.engine.next_deadline()) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => match a.or(b) {
+                Some(t) => t,
+                None => return false,
+            },
+        };
+        if limit.is_some_and(|l| next > l) {
+            return false;
+        }
+        self.now = self.now.max(next);
+        self.engine.handle(Input::Tick, self.now);
+        self.settle();
+        true
+    }
+
+    /// Runs the simulation for `ms` milliseconds of simulated time.
+    pub fn run_ms(&mut self, ms: u64) {
+        let end = self.now + Duration::from_millis(ms);
+        let mut guard = 0;
+        while self.advance_until(Some(end)) {
+            guard += 1;
+            assert!(guard < 100_000, "simulation does not settle");
+        }
+        self.now = end;
+        self.engine.handle(Input::Tick, self.now);
+        self.settle();
+    }
+
+    /// Runs until vigil exits, and returns its exit code.
+    pub fn run_to_exit(&mut self) -> u8 {
+        let mut guard = 0;
+        while self.exit.is_none() && self.advance() {
+            guard += 1;
+            assert!(guard < 100_000, "simulation does not settle");
+        }
+        self.exit
+            .unwrap_or_else(|| panic!("vigil never exited; trace:\n{}", self.dump()))
+    }
+
+    /// Asks vigil to stop (SIGTERM).
+    pub fn stop(&mut self) {
+        self.engine.handle(Input::Stop, self.now);
+        self.settle();
+    }
+
+    /// A second stop signal.
+    pub fn kill_all(&mut self) {
+        self.engine.handle(Input::Kill, self.now);
+        self.settle();
+    }
+
+    /// Kills the process of `name` from outside, now.
+    pub fn kill(&mut self, name: &str, sig: Signal) {
+        self.die(name, ExitStatus::Signaled(sig));
+    }
+
+    /// Makes the process of `name` exit now with `code`.
+    pub fn exit_with(&mut self, name: &str, code: i32) {
+        self.die(name, ExitStatus::Code(code));
+    }
+
+    fn die(&mut self, name: &str, status: ExitStatus) {
+        let pid = self
+            .pid(name)
+            .unwrap_or_else(|| panic!("{name} is not running; trace:\n{}", self.dump()));
+        self.deliver_exit(pid, status);
+        self.settle();
+    }
+
+    /// Feeds the exit of a process vigil never spawned (an adopted orphan).
+    pub fn orphan_exit(&mut self, pid: Pid, status: ExitStatus) {
+        assert!(!self.engine.is_child(pid));
+        self.engine.handle(Input::Exited { pid, status }, self.now);
+        self.settle();
+    }
+
+    /// The pid of `name`, if its process is alive.
+    pub fn pid(&self, name: &str) -> Option<Pid> {
+        let id = self.id(name);
+        self.alive
+            .iter()
+            .find(|(_, n)| **n == id)
+            .map(|(pid, _)| *pid)
+    }
+
+    /// The engine's state word for `name`.
+    pub fn state(&self, name: &str) -> &'static str {
+        self.engine.view(self.id(name)).state
+    }
+
+    /// Number of live simulated processes.
+    pub fn alive_count(&self) -> usize {
+        self.alive.len()
+    }
+
+    /// The trace without times.
+    pub fn trace(&self) -> Vec<String> {
+        self.trace.iter().map(|(_, l)| l.clone()).collect()
+    }
+
+    /// The trace from entry `from` on.
+    pub fn trace_from(&self, from: usize) -> Vec<String> {
+        self.trace()[from..].to_vec()
+    }
+
+    /// Number of trace entries so far (a mark for `trace_from`).
+    pub fn mark(&self) -> usize {
+        self.trace.len()
+    }
+
+    /// The time (ms) of each trace entry equal to `line`.
+    pub fn times_of(&self, line: &str) -> Vec<u128> {
+        self.trace
+            .iter()
+            .filter(|(_, l)| l == line)
+            .map(|(t, _)| t.as_millis())
+            .collect()
+    }
+
+    /// How many trace entries equal `line`.
+    pub fn count(&self, line: &str) -> usize {
+        self.trace.iter().filter(|(_, l)| l == line).count()
+    }
+
+    /// Restarts counted so far for the supervisor `name`.
+    pub fn restarts_counted(&self, supervisor: &str) -> usize {
+        let s = self.id(supervisor);
+        self.events
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::RestartScheduled { supervisor, .. } if *supervisor == s))
+            .count()
+    }
+
+    /// The offender of the give-up of `supervisor`, if it gave up.
+    pub fn gave_up(&self, supervisor: &str) -> Option<String> {
+        let s = self.id(supervisor);
+        self.events.iter().find_map(|(_, e)| match e {
+            Event::GaveUp {
+                supervisor,
+                offender,
+            } if *supervisor == s => Some(self.name(*offender)),
+            _ => None,
+        })
+    }
+
+    /// The trace with times, for failure messages.
+    pub fn dump(&self) -> String {
+        self.trace
+            .iter()
+            .map(|(t, l)| format!("{:>8} ms  {l}\n", t.as_millis()))
+            .collect()
+    }
+}
+
+/// `["START a", "TERM b"]`-style expectations.
+pub fn lines(s: &[&str]) -> Vec<String> {
+    s.iter().map(|l| l.to_string()).collect()
+}

@@ -1,0 +1,203 @@
+//! Property tests over random trees and random failures.
+//!
+//! - No action after the exit: once `Exit` is queued, inputs produce nothing.
+//! - A stop always ends with every child stopped (nothing alive when vigil exits).
+//! - No supervisor's window ever holds more restarts than its intensity.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::harness::{Behaviour, OnStop, Sim};
+use crate::core::{Event, Input};
+use crate::spec::{ExitStatus, NodeId, Signal};
+
+#[derive(Clone, Debug)]
+struct Proc {
+    restart: &'static str,
+    shutdown: &'static str,
+    significant: bool,
+    backoff: bool,
+    on_stop: u8,
+}
+
+#[derive(Clone, Debug)]
+struct Sup {
+    strategy: &'static str,
+    intensity: u32,
+    period_s: u32,
+    auto: &'static str,
+    restart: &'static str,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Exit(usize, i32),
+    Kill(usize, i32),
+    Wait(u64),
+}
+
+fn proc_strategy() -> impl Strategy<Value = Proc> {
+    (
+        prop::sample::select(vec!["permanent", "transient", "temporary"]),
+        prop::sample::select(vec!["brutal_kill", "300ms", "2s"]),
+        any::<bool>(),
+        any::<bool>(),
+        0u8..3,
+    )
+        .prop_map(|(restart, shutdown, significant, backoff, on_stop)| Proc {
+            restart,
+            shutdown,
+            significant,
+            backoff,
+            on_stop,
+        })
+}
+
+fn sup_strategy() -> impl Strategy<Value = Sup> {
+    (
+        prop::sample::select(vec!["one_for_one", "one_for_all", "rest_for_one"]),
+        0u32..4,
+        1u32..10,
+        prop::sample::select(vec!["never", "any_significant", "all_significant"]),
+        prop::sample::select(vec!["permanent", "transient", "temporary"]),
+    )
+        .prop_map(|(strategy, intensity, period_s, auto, restart)| Sup {
+            strategy,
+            intensity,
+            period_s,
+            auto,
+            restart,
+        })
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0usize..8, 0i32..3).prop_map(|(i, c)| Op::Exit(i, c)),
+        (0usize..8, prop::sample::select(vec![9, 15, 11])).prop_map(|(i, s)| Op::Kill(i, s)),
+        (0u64..4_000).prop_map(Op::Wait),
+    ]
+}
+
+/// Builds a config: the root plus one nested supervisor; processes split between them.
+fn config(root: &Sup, nested: &Sup, procs: &[Proc], split: usize) -> String {
+    let split = split.min(procs.len());
+    let names: Vec<String> = (0..procs.len()).map(|i| format!("p{i}")).collect();
+    let mut root_children: Vec<String> = names[..split].to_vec();
+    root_children.push("sub".into());
+    let sub_children: Vec<String> = names[split..].to_vec();
+    let mut out = format!(
+        "strategy = \"{}\"\nintensity = {}\nperiod = \"{}s\"\nauto_shutdown = \"{}\"\nchildren = {:?}\n",
+        root.strategy, root.intensity, root.period_s, root.auto, root_children
+    );
+    // A significant supervisor must not be permanent, and needs auto_shutdown in its parent.
+    let sub_sig = nested.restart != "permanent" && root.auto != "never";
+    out += &format!(
+        "[supervisor.sub]\nstrategy = \"{}\"\nintensity = {}\nperiod = \"{}s\"\nauto_shutdown = \"{}\"\nrestart = \"{}\"\nsignificant = {}\nchildren = {:?}\n",
+        nested.strategy, nested.intensity, nested.period_s, nested.auto, nested.restart, sub_sig, sub_children
+    );
+    for (i, p) in procs.iter().enumerate() {
+        let parent_auto = if i < split { root.auto } else { nested.auto };
+        let sig = p.significant && p.restart != "permanent" && parent_auto != "never";
+        let backoff = if p.backoff {
+            "{ initial = \"100ms\", max = \"1s\", jitter = 0.2 }"
+        } else {
+            "\"none\""
+        };
+        out += &format!(
+            "[process.p{i}]\ncommand = [\"x\"]\nrestart = \"{}\"\nshutdown = \"{}\"\nsignificant = {}\nbackoff = {}\n",
+            p.restart, p.shutdown, sig, backoff
+        );
+    }
+    out
+}
+
+fn check_windows(sim: &Sim) -> Result<(), TestCaseError> {
+    let tree = sim.engine.tree();
+    let mut restarts: HashMap<NodeId, Vec<Duration>> = HashMap::new();
+    for (t, e) in &sim.events {
+        match e {
+            Event::SupervisorStarted { supervisor } => {
+                restarts.insert(*supervisor, Vec::new());
+            }
+            Event::RestartScheduled { supervisor, .. } => {
+                let spec = tree.node(*supervisor).as_supervisor().unwrap();
+                let list = restarts.entry(*supervisor).or_default();
+                list.push(*t);
+                let inside = list.iter().filter(|&&x| *t - x <= spec.period).count();
+                prop_assert!(
+                    inside <= spec.intensity as usize,
+                    "{} restarts of {} within {:?}",
+                    inside,
+                    tree.node(*supervisor).name,
+                    spec.period
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn invariants_hold(
+        root in sup_strategy(),
+        nested in sup_strategy(),
+        procs in prop::collection::vec(proc_strategy(), 1..7),
+        split in 0usize..7,
+        ops in prop::collection::vec(op_strategy(), 0..30),
+    ) {
+        let cfg = config(&root, &nested, &procs, split);
+        let mut sim = Sim::new(&cfg);
+        for (i, p) in procs.iter().enumerate() {
+            let on_stop = match p.on_stop {
+                0 => OnStop::Die,
+                1 => OnStop::Ignore,
+                _ => OnStop::After(Duration::from_millis(150), ExitStatus::Code(0)),
+            };
+            sim = sim.with(&format!("p{i}"), Behaviour::default().on_stop(on_stop));
+        }
+        let mut sim = sim.start();
+        for op in ops {
+            if sim.exit.is_some() {
+                break;
+            }
+            match op {
+                Op::Exit(i, c) => {
+                    let name = format!("p{}", i % procs.len());
+                    if sim.pid(&name).is_some() {
+                        sim.exit_with(&name, c);
+                    }
+                }
+                Op::Kill(i, s) => {
+                    let name = format!("p{}", i % procs.len());
+                    if sim.pid(&name).is_some() {
+                        sim.kill(&name, Signal(s));
+                    }
+                }
+                Op::Wait(ms) => sim.run_ms(ms),
+            }
+            if sim.exit.is_some() {
+                prop_assert_eq!(sim.alive_count(), 0, "exit with children alive:\n{}", sim.dump());
+            }
+        }
+        if sim.exit.is_none() {
+            sim.stop();
+        }
+        let code = sim.run_to_exit();
+        prop_assert!(code != 69, "no start can fail here");
+        prop_assert_eq!(sim.alive_count(), 0, "children left after exit:\n{}", sim.dump());
+        check_windows(&sim)?;
+        // Nothing happens after the exit, whatever comes in.
+        let now = sim.now + Duration::from_secs(3600);
+        sim.engine.handle(Input::Tick, now);
+        sim.engine.handle(Input::Stop, now);
+        sim.engine.handle(Input::Exited { pid: 101, status: ExitStatus::Code(1) }, now);
+        prop_assert_eq!(sim.engine.poll_action(), None);
+        prop_assert_eq!(sim.engine.next_deadline(), None);
+    }
+}
