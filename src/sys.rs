@@ -24,15 +24,16 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
+use crate::spec::{ExitStatus, Signal};
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
-use nix::unistd::Pid;
 
-use crate::spec::{ExitStatus, Signal};
+/// A process id, as the kernel and the engine (`crate::core`) spell it.
+pub type Pid = libc::pid_t;
 
 /// Whether vigil is process 1 of its PID namespace (the container's init).
 pub fn is_pid1() -> bool {
-    nix::unistd::getpid().as_raw() == 1
+    std::process::id() == 1
 }
 
 /// Makes vigil a child subreaper (`PR_SET_CHILD_SUBREAPER`): orphaned descendants are
@@ -91,24 +92,24 @@ pub fn mark_inherited_fds_cloexec() -> io::Result<()> {
 /// Sends `sig` to one process. Real-time signals work (unlike `nix::sys::signal::kill`,
 /// whose `Signal` enum cannot express them).
 pub fn kill(pid: Pid, sig: Signal) -> io::Result<()> {
-    if pid.as_raw() <= 0 {
+    if pid <= 0 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("refusing to send {sig} to pid {pid}: not a single process"),
         ));
     }
-    raw_kill(pid.as_raw(), sig)
+    raw_kill(pid, sig)
 }
 
 /// Sends `sig` to every member of process group `pgid`.
 pub fn killpg(pgid: Pid, sig: Signal) -> io::Result<()> {
-    if pgid.as_raw() <= 1 {
+    if pgid <= 1 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("refusing to send {sig} to process group {pgid}"),
         ));
     }
-    raw_kill(-pgid.as_raw(), sig)
+    raw_kill(-pgid, sig)
 }
 
 /// Sends `sig` to every process vigil may signal except itself (`kill(-1, sig)`).
@@ -176,8 +177,12 @@ impl BlockedSignals {
     /// Blocks every signal in the calling thread.
     pub fn all() -> io::Result<BlockedSignals> {
         let mut old = SigSet::empty();
-        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old))
-            .map_err(io::Error::from)?;
+        pthread_sigmask(
+            SigmaskHow::SIG_SETMASK,
+            Some(&SigSet::all()),
+            Some(&mut old),
+        )
+        .map_err(io::Error::from)?;
         Ok(BlockedSignals { old })
     }
 }
@@ -367,7 +372,7 @@ pub fn unregister_signal(id: SigId) {
 pub fn waitid_exited(target: Option<Pid>, peek: bool) -> nix::Result<Option<(Pid, ExitStatus)>> {
     let (idtype, id) = match target {
         None => (libc::P_ALL, 0),
-        Some(pid) => (libc::P_PID, pid.as_raw() as libc::id_t),
+        Some(pid) => (libc::P_PID, pid as libc::id_t),
     };
     let mut flags = libc::WEXITED | libc::WNOHANG | libc::__WALL;
     if peek {
@@ -387,5 +392,5 @@ pub fn waitid_exited(target: Option<Pid>, peek: bool) -> nix::Result<Option<(Pid
         libc::CLD_KILLED | libc::CLD_DUMPED => ExitStatus::Signaled(Signal(status)),
         _ => ExitStatus::Code(status),
     };
-    Ok(Some((Pid::from_raw(pid), status)))
+    Ok(Some((pid, status)))
 }

@@ -6,3 +6,4 @@ pub fn run_main(_path: &Path) -> u8 {
     crate::exit::INTERNAL
 }
 pub mod reaper;
+pub mod signals;

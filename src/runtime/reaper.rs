@@ -20,9 +20,9 @@
 //! `SA_NOCLDWAIT` on SIGCHLD (the kernel would then reap by itself).
 
 use nix::errno::Errno;
-use nix::unistd::Pid;
 
 use crate::spec::ExitStatus;
+use crate::sys::Pid;
 
 /// Whether any child is left after a [`drain`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
