@@ -8,3 +8,4 @@ pub fn run_main(_path: &Path) -> u8 {
 pub mod reaper;
 pub mod signals;
 pub mod spawn;
+pub mod sweep;
