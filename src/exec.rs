@@ -1,6 +1,239 @@
-//! `vigil exec`. (Being written.)
+//! `vigil exec [--signal-child-only] [--grace D] -- CMD ARGS...`: one command with vigil
+//! as its init, a drop-in for tini and dumb-init (`ENTRYPOINT ["vigil", "exec", "--"]`).
+//!
+//! What it does, in order:
+//!
+//! 1. If not PID 1, become a child subreaper (warn with the consequence and the fix if
+//!    that fails). Mark inherited descriptors close-on-exec. Remember the working
+//!    directory, then `chdir("/")` so vigil never pins it; the child starts there.
+//! 2. Install signal handlers (before spawning, so nothing sent early is dropped by a
+//!    PID 1), then start CMD in a process group of its own, with every signal at its
+//!    default and an empty mask. If vigil owns the foreground of the terminal on stdin,
+//!    the child's group takes it over.
+//! 3. Loop on signals: SIGCHLD drains the reaper (the child's status when its pid shows
+//!    up; any other pid is an adopted orphan, reaped and counted); every other signal in
+//!    [`forwardable`] goes to the child's process group (`kill(-pgid)`), or to the child
+//!    alone with `--signal-child-only`. SIGCHLD is never forwarded.
+//! 4. When the child has exited: SIGTERM every remaining descendant, wait up to
+//!    `--grace` (default 5s), SIGKILL the rest, and exit as soon as none remain (tini and
+//!    dumb-init leave them behind). Exit with the child's status: its code, or 128 +
+//!    the signal that killed it. A command that is not found exits 127, one that cannot
+//!    be executed 126, each with a one-line message saying how to fix it.
+//!
+//! # Job-control signals
+//!
+//! - SIGTSTP is forwarded, like tini: a `kill -TSTP` sent to vigil suspends the child.
+//!   (Ctrl-Z on a terminal goes to the foreground group, which is the child's.)
+//! - SIGTTIN and SIGTTOU are forwarded to the child too. vigil itself never stops on
+//!   them: it has handlers installed, and as PID 1 the kernel would not stop it anyway.
+//!   When vigil has handed the terminal to the child it also blocks them for itself
+//!   ([`crate::sys::block_tty_job_signals`]), so a log line written to the terminal from
+//!   the background (`stty tostop`) can neither stop vigil nor loop; in that mode they
+//!   are not forwarded, which is moot since only the kernel sends them there.
+//! - SIGCONT is forwarded like any other signal.
+//!
+//! Must never: forward SIGCHLD, signal the child's pid after it has been reaped (pids
+//! are reused), wait for processes other than through the reaper, or exit while a
+//! descendant it could still stop is alive.
+//!
+//! [`forwardable`]: crate::runtime::signals::forwardable
 
-/// `vigil exec`.
-pub fn exec_main(_args: &crate::cli::ExecArgs) -> u8 {
-    crate::exit::INTERNAL
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tracing::{debug, error, info, warn};
+
+use crate::cli::ExecArgs;
+use crate::exit;
+use crate::runtime::reaper::{self, Remaining};
+use crate::runtime::signals::{self, Signals};
+use crate::runtime::spawn::{self, SpawnOptions};
+use crate::runtime::sweep;
+use crate::spec::{Backoff, ProcessSpec, Signal};
+use crate::sys::{self, Pid};
+
+/// The name used for the command in messages.
+const NAME: &str = "vigil exec";
+
+/// Runs `vigil exec` and returns vigil's exit code.
+pub fn exec_main(args: &ExecArgs) -> u8 {
+    let start_dir = prepare_process();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("{NAME}: cannot start the event loop: {e}");
+            return exit::INTERNAL;
+        }
+    };
+    runtime.block_on(run(args, start_dir))
+}
+
+/// Process-wide preparation: subreaper, descriptor hygiene, `chdir("/")`.
+/// Returns the directory vigil was started in.
+fn prepare_process() -> PathBuf {
+    if !sys::is_pid1()
+        && let Err(e) = sys::set_child_subreaper()
+    {
+        warn!(
+            "{NAME}: not running as PID 1 and cannot register as a child subreaper ({e}); \
+             orphaned descendants will be re-parented elsewhere, so vigil can neither reap \
+             nor stop them; run vigil as PID 1 (a container's entrypoint) or on Linux >= 3.4"
+        );
+    }
+    if let Err(e) = sys::mark_inherited_fds_cloexec() {
+        warn!(
+            "{NAME}: cannot mark inherited descriptors close-on-exec ({e}); the child may inherit them"
+        );
+    }
+    let start_dir = match std::env::current_dir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            warn!("{NAME}: cannot read the current directory ({e}); the child starts in /");
+            PathBuf::from("/")
+        }
+    };
+    if let Err(e) = std::env::set_current_dir("/") {
+        warn!("{NAME}: cannot change directory to / ({e}); vigil keeps its start directory busy");
+    }
+    start_dir
+}
+
+/// The signals `vigil exec` handles: everything it forwards, plus SIGCHLD.
+fn handled_signals() -> Vec<Signal> {
+    let mut all = signals::forwardable();
+    all.push(signals::CHLD);
+    all
+}
+
+async fn run(args: &ExecArgs, start_dir: PathBuf) -> u8 {
+    let mut signals = match Signals::new(&handled_signals()) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("{NAME}: cannot install signal handlers: {e}");
+            return exit::INTERNAL;
+        }
+    };
+    let foreground = sys::stdin_is_foreground_tty();
+    let spec = ProcessSpec {
+        command: args.command.clone(),
+        stop_signal: signals::TERM,
+        success_exit_codes: vec![0],
+        env: Vec::new(),
+        cwd: None,
+        user: None,
+        group: None,
+        backoff: Backoff::None,
+    };
+    let options = SpawnOptions {
+        foreground_tty: foreground,
+    };
+    // Spawned synchronously: the pid is known before the first await below.
+    let child = match spawn::spawn_with(NAME, &spec, &start_dir, options) {
+        Ok(pid) => pid,
+        Err(e) => {
+            error!("{e}");
+            return e.exec_exit_code();
+        }
+    };
+    if foreground && let Err(e) = sys::block_tty_job_signals() {
+        debug!("cannot block SIGTTIN/SIGTTOU: {e}");
+    }
+    info!(pid = child, command = ?args.command, "child started");
+
+    let mut orphans: u64 = 0;
+    let status = loop {
+        let sig = signals.recv().await;
+        if sig != signals::CHLD {
+            forward(child, sig, args.signal_child_only);
+            continue;
+        }
+        let mut status = None;
+        let result = reaper::drain(&mut |pid, st| {
+            if pid == child {
+                status = Some(st);
+            } else {
+                orphans += 1;
+                debug!(pid, status = %st, "reaped adopted orphan");
+            }
+        });
+        if let Some(st) = status {
+            break st;
+        }
+        match result {
+            Ok(Remaining::Some) => {}
+            Ok(Remaining::None) => {
+                // Cannot happen: the child is ours until we reap it.
+                error!("{NAME}: the child (pid {child}) vanished without an exit status");
+                return exit::INTERNAL;
+            }
+            Err(e) => error!("{NAME}: reaping failed: {e}"),
+        }
+    };
+    info!(pid = child, %status, "child exited");
+
+    let report = sweep::sweep(&mut signals, args.grace, &mut |pid, st| {
+        orphans += 1;
+        debug!(pid, status = %st, "reaped descendant");
+    })
+    .await;
+    debug!(
+        orphans,
+        terminated = report.terminated,
+        killed = report.killed,
+        "orphans reaped"
+    );
+    status.shell_code()
+}
+
+/// Forwards `sig` to the child's process group, or to the child alone. The child has not
+/// been reaped yet (this runs only before its exit is seen), so its pid and group id are
+/// still its own.
+fn forward(child: Pid, sig: Signal, child_only: bool) {
+    let result = if child_only {
+        sys::kill(child, sig)
+    } else {
+        // If the child moved to another group (setsid), its old group may be empty.
+        sys::killpg(child, sig).or_else(|e| {
+            if e.raw_os_error() == Some(libc::ESRCH) {
+                sys::kill(child, sig)
+            } else {
+                Err(e)
+            }
+        })
+    };
+    match result {
+        Ok(()) => debug!(signal = %sig, pid = child, "forwarded"),
+        Err(e) => debug!(signal = %sig, pid = child, "not forwarded: {e}"),
+    }
+}
+
+/// How long `vigil exec` waits for leftover descendants by default (`--grace`).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_chld_and_every_forwardable_signal() {
+        let h = handled_signals();
+        assert!(h.contains(&signals::CHLD));
+        assert!(h.contains(&signals::TERM));
+        assert!(!h.contains(&signals::KILL));
+        assert_eq!(h.len(), signals::forwardable().len() + 1);
+    }
+
+    #[test]
+    fn cli_default_grace_matches() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(["vigil", "exec", "--", "true"]).unwrap();
+        let crate::cli::Command::Exec(args) = cli.command else {
+            panic!("not exec");
+        };
+        assert_eq!(args.grace, DEFAULT_GRACE);
+        assert!(!args.signal_child_only);
+    }
 }
