@@ -201,20 +201,34 @@ const MAX_SIGNAL: i32 = 64;
 /// `nohup`ed SIGHUP, a CI runner's ignored SIGINT). The child thus starts in a standard
 /// state whatever vigil's own state was.
 ///
+/// Uses the raw `rt_sigaction` system call, because glibc's `sigaction` refuses its two
+/// internal signals (32 and 33), which an ignoring parent can still pass on.
 /// Async-signal-safe and allocation-free: meant for the child between fork and exec.
-/// Errors are ignored per signal (glibc refuses its two internal signals with EINVAL).
+/// Errors are ignored per signal.
 pub fn reset_signals_for_exec() {
-    // SAFETY: a zeroed sigaction with sa_handler = SIG_DFL is a valid argument; sigaction
-    // and sigprocmask are async-signal-safe and touch only this process's signal state.
-    unsafe {
-        let mut dfl: libc::sigaction = std::mem::zeroed();
-        dfl.sa_sigaction = libc::SIG_DFL;
-        libc::sigemptyset(&mut dfl.sa_mask);
-        for sig in 1..=MAX_SIGNAL {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+    // The kernel's `struct sigaction` is at most four words (handler, flags, restorer,
+    // mask) on every Linux architecture; all zero means SIG_DFL, no flags, empty mask.
+    let dfl = [0u64; 4];
+    // The kernel's sigset_t: 64 signals.
+    const KERNEL_SIGSET_SIZE: usize = 8;
+    for sig in 1..=MAX_SIGNAL {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: `dfl` is a live, zeroed buffer at least as large as the kernel's
+            // struct sigaction; the old action is not requested. rt_sigaction is a plain
+            // system call, async-signal-safe.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    dfl.as_ptr(),
+                    std::ptr::null_mut::<u64>(),
+                    KERNEL_SIGSET_SIZE,
+                );
             }
         }
+    }
+    // SAFETY: sigemptyset initialises the set; sigprocmask is async-signal-safe.
+    unsafe {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
