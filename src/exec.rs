@@ -18,7 +18,9 @@
 //!    `--grace` (default 5s), SIGKILL the rest, and exit as soon as none remain (tini and
 //!    dumb-init leave them behind). Exit with the child's status: its code, or 128 +
 //!    the signal that killed it. A command that is not found exits 127, one that cannot
-//!    be executed 126, each with a one-line message saying how to fix it.
+//!    be executed 126, each with a one-line message saying how to fix it. If the
+//!    terminal was handed to the child, vigil takes it back first, so the shell that
+//!    started vigil finds it as it left it.
 //!
 //! # Job-control signals
 //!
@@ -173,6 +175,9 @@ async fn run(args: &ExecArgs, start_dir: PathBuf) -> u8 {
         }
     };
     info!(pid = child, %status, "child exited");
+    if foreground {
+        sys::reclaim_terminal_foreground();
+    }
 
     let report = sweep::sweep(&mut signals, args.grace, &mut |pid, st| {
         orphans += 1;

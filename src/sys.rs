@@ -140,11 +140,12 @@ fn raw_kill(pid: libc::pid_t, sig: Signal) -> io::Result<()> {
 /// was started in the foreground of an interactive terminal (`docker run -it`, a shell).
 /// Only then does `vigil exec` hand the terminal to its child.
 pub fn stdin_is_foreground_tty() -> bool {
-    // SAFETY: fd 0 is only borrowed for the duration of these two calls; if it is closed
-    // the calls fail with EBADF and we answer false.
-    let stdin = unsafe { BorrowedFd::borrow_raw(libc::STDIN_FILENO) };
-    matches!(nix::unistd::isatty(stdin), Ok(true))
-        && nix::unistd::tcgetpgrp(stdin).ok() == Some(nix::unistd::getpgrp())
+    // SAFETY: isatty, tcgetpgrp and getpgrp take a plain descriptor number and have no
+    // memory preconditions; a closed fd 0 makes them fail, and the answer is false.
+    unsafe {
+        libc::isatty(libc::STDIN_FILENO) == 1
+            && libc::tcgetpgrp(libc::STDIN_FILENO) == libc::getpgrp()
+    }
 }
 
 /// Blocks SIGTTIN and SIGTTOU in vigil (the calling thread; vigil's loop is single-threaded).
@@ -286,6 +287,14 @@ pub fn take_terminal_foreground() {
     unsafe {
         let _ = libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpgrp());
     }
+}
+
+/// Gives the foreground of the terminal on stdin back to vigil's own process group,
+/// undoing the handoff to a child that has exited (so a parent shell without job control
+/// is not left in the background, stopped by SIGTTOU on its next write). Best effort;
+/// call with SIGTTOU blocked ([`block_tty_job_signals`]).
+pub fn reclaim_terminal_foreground() {
+    take_terminal_foreground();
 }
 
 /// What the child does between fork and exec. Everything is computed before the fork.
