@@ -1,7 +1,208 @@
-//! Configuration loading. (Being written.)
-use std::path::Path;
+//! Configuration: TOML text → raw tables → a validated [`Tree`], every error at once.
+//!
+//! Two passes, as ripgrep splits low-level and high-level arguments:
+//!
+//! 1. [`raw`] walks the spanned TOML document (`toml::de::DeTable`) and reads every known
+//!    key with its type, rejecting unknown keys (what serde's `deny_unknown_fields` does,
+//!    but without stopping at the first problem). Each value keeps its span.
+//! 2. [`validate`] resolves names into a tree, fills defaults, and checks references,
+//!    cycles and OTP's bad combinations.
+//!
+//! Every problem becomes a [`Diagnostic`] with the file, line:col, the key path and a
+//! hint. This module never starts anything and never reads anything but the one file.
 
-/// `vigil check`.
-pub fn check_main(_path: &Path) -> u8 {
-    crate::exit::INTERNAL
+mod raw;
+mod render;
+mod validate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::spec::Tree;
+
+pub use render::render;
+pub use validate::{DEFAULT_INTENSITY, DEFAULT_PERIOD, DEFAULT_PROCESS_SHUTDOWN};
+
+/// A loaded configuration.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The validated tree.
+    pub tree: Tree,
+    /// Things that are valid but probably not what was meant.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// One problem, located in the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The config file.
+    pub file: PathBuf,
+    /// 1-based line (0 when the file could not be read).
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub col: usize,
+    /// Key path such as `process.web.restart`; empty for syntax errors.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.col)?;
+        }
+        f.write_str(": ")?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every error found in a config, in file order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Errors(pub Vec<Diagnostic>);
+
+impl fmt::Display for Errors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for d in &self.0 {
+            writeln!(f, "error: {d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Errors {}
+
+/// Reads and validates the config at `path`.
+pub fn load(path: &Path) -> Result<Loaded, Errors> {
+    match std::fs::read_to_string(path) {
+        Ok(source) => parse(&source, path),
+        Err(e) => Err(Errors(vec![Diagnostic {
+            file: path.to_path_buf(),
+            line: 0,
+            col: 0,
+            key: String::new(),
+            message: format!("cannot read the configuration: {e}"),
+            hint: Some(
+                "pass the path as an argument, or set VIGIL_CONFIG (default /etc/vigil/vigil.toml)"
+                    .into(),
+            ),
+        }])),
+    }
+}
+
+/// Validates config text; `origin` names it in messages.
+pub fn parse(source: &str, origin: &Path) -> Result<Loaded, Errors> {
+    let mut cx = Cx::new(source, origin);
+    let tree = raw::read(&mut cx).and_then(|file| validate::build(&mut cx, file));
+    cx.errors.sort_by_key(|d| (d.line, d.col));
+    cx.warnings.sort_by_key(|d| (d.line, d.col));
+    match tree {
+        Some(tree) if cx.errors.is_empty() => Ok(Loaded {
+            tree,
+            warnings: cx.warnings,
+        }),
+        _ => Err(Errors(cx.errors)),
+    }
+}
+
+/// `vigil check`: print the resolved tree (exit 0) or every error (exit 78).
+pub fn check_main(path: &Path) -> u8 {
+    match load(path) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            print!("{}", render(&loaded.tree));
+            crate::exit::OK
+        }
+        Err(errors) => {
+            eprint!("{errors}");
+            let n = errors.0.len();
+            eprintln!(
+                "{}: {n} error{}; nothing was started",
+                path.display(),
+                if n == 1 { "" } else { "s" }
+            );
+            crate::exit::CONFIG
+        }
+    }
+}
+
+/// Collects diagnostics while reading; turns byte offsets into line:col.
+pub(crate) struct Cx<'s> {
+    source: &'s str,
+    file: PathBuf,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl<'s> Cx<'s> {
+    fn new(source: &'s str, file: &Path) -> Self {
+        Cx {
+            source,
+            file: file.to_path_buf(),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn diagnostic(&self, at: usize, key: &str, message: String, hint: Option<String>) -> Diagnostic {
+        let (line, col) = self.line_col(at);
+        Diagnostic {
+            file: self.file.clone(),
+            line,
+            col,
+            key: key.to_string(),
+            message,
+            hint,
+        }
+    }
+
+    /// Records an error at byte offset `at`.
+    pub(crate) fn error(
+        &mut self,
+        at: usize,
+        key: &str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        let d = self.diagnostic(at, key, message.into(), hint);
+        self.errors.push(d);
+    }
+
+    /// Records a warning at byte offset `at`.
+    pub(crate) fn warn(
+        &mut self,
+        at: usize,
+        key: &str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        let d = self.diagnostic(at, key, message.into(), hint);
+        self.warnings.push(d);
+    }
+
+    /// Whether any error was recorded.
+    pub(crate) fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// 1-based line and column of a byte offset.
+    pub(crate) fn line_col(&self, at: usize) -> (usize, usize) {
+        let at = at.min(self.source.len());
+        let before = &self.source[..at];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        (line, before[line_start..].chars().count() + 1)
+    }
 }

@@ -573,7 +573,11 @@ impl Engine {
     /// OTP `init/1` + `start_children/2` of a (child) supervisor: a fresh window, every
     /// child spec back (temporary ones included), then start in order.
     fn init_supervisor(&mut self, s: NodeId, now: Instant) {
-        let spec = self.tree.node(s).as_supervisor().expect("UNWRAP: s is a supervisor");
+        let spec = self
+            .tree
+            .node(s)
+            .as_supervisor()
+            .expect("UNWRAP: s is a supervisor");
         let children = spec.children.clone();
         let window = Window::new(spec.intensity, spec.period);
         for &c in &children {
@@ -596,7 +600,8 @@ impl Engine {
         sup.program = children.into_iter().map(Step::Start).collect();
         sup.program.push_back(Step::Started);
         self.ready.push_back(s);
-        self.events.push_back(Event::SupervisorStarted { supervisor: s });
+        self.events
+            .push_back(Event::SupervisorStarted { supervisor: s });
     }
 
     /// OTP `do_terminate` + `shutdown/1`: stop one child per its shutdown spec.
@@ -719,7 +724,9 @@ impl Engine {
         if let (ExitReason::Process(_), Some(p)) = (reason, node.as_process()) {
             // The backoff schedule starts over once the child has run long enough.
             let st = &mut self.nodes[c.index()];
-            let uptime = st.spawned_at.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+            let uptime = st
+                .spawned_at
+                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
             if backoff::resets_after(&p.backoff, uptime) {
                 st.attempt = 0;
             }
@@ -783,8 +790,13 @@ impl Engine {
         let group = self.group(s, c);
         let sup = self.sup_mut(s);
         sup.program.clear();
-        sup.program
-            .extend(group.iter().rev().filter(|&&g| g != c).map(|&g| Step::Terminate(g)));
+        sup.program.extend(
+            group
+                .iter()
+                .rev()
+                .filter(|&&g| g != c)
+                .map(|&g| Step::Terminate(g)),
+        );
         self.timers.push(Reverse((at, Timer::RestartDue(c))));
         self.ready.push_back(s);
     }
@@ -794,14 +806,23 @@ impl Engine {
         let group = self.group(s, c);
         self.nodes[c.index()].status = Status::Stopped;
         let sup = self.sup_mut(s);
-        sup.program
-            .extend(group.iter().rev().filter(|&&g| g != c).map(|&g| Step::Terminate(g)));
+        sup.program.extend(
+            group
+                .iter()
+                .rev()
+                .filter(|&&g| g != c)
+                .map(|&g| Step::Terminate(g)),
+        );
         sup.program.extend(group.iter().map(|&g| Step::Start(g)));
     }
 
     /// The children a restart of `c` takes down and brings back, in start order.
     fn group(&self, s: NodeId, c: NodeId) -> Vec<NodeId> {
-        let spec = self.tree.node(s).as_supervisor().expect("UNWRAP: supervisor");
+        let spec = self
+            .tree
+            .node(s)
+            .as_supervisor()
+            .expect("UNWRAP: supervisor");
         match spec.strategy {
             Strategy::OneForOne => vec![c],
             Strategy::OneForAll => spec.children.clone(),
@@ -833,7 +854,11 @@ impl Engine {
         if !node.significant {
             return;
         }
-        let spec = self.tree.node(s).as_supervisor().expect("UNWRAP: supervisor");
+        let spec = self
+            .tree
+            .node(s)
+            .as_supervisor()
+            .expect("UNWRAP: supervisor");
         let trigger = match spec.auto_shutdown {
             AutoShutdown::Never => return,
             AutoShutdown::AnySignificant => true,
@@ -883,7 +908,8 @@ impl Engine {
 
     /// Replaces `s`'s program with: terminate every child, last started first; finish.
     fn shutdown_program(&mut self, s: NodeId, end: End) {
-        self.events.push_back(Event::Stopping { supervisor: s, end });
+        self.events
+            .push_back(Event::Stopping { supervisor: s, end });
         let children = self.tree.children(s).to_vec();
         let sup = self.sup_mut(s);
         if sup.waiting == Some(Wait::SubtreeDead) {
@@ -985,7 +1011,9 @@ impl Engine {
             Timer::RestartDue(c) => {
                 let parent = self.parent(c);
                 let inc = self.nodes[c.index()].incarnation;
-                self.sup_mut(parent).mailbox.push_back(Msg::RestartDue(c, inc));
+                self.sup_mut(parent)
+                    .mailbox
+                    .push_back(Msg::RestartDue(c, inc));
                 self.ready.push_back(parent);
             }
             Timer::StopDeadline => {

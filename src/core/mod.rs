@@ -28,8 +28,7 @@ pub mod backoff;
 mod engine;
 pub mod intensity;
 
-// The simulated-time tests are wired in once the config parser lands.
-// #[cfg(test)]
-// mod tests;
+#[cfg(test)]
+mod tests;
 
 pub use engine::{Action, End, Engine, Event, ExitReason, Input, NodeView, Pid};

@@ -1,11 +1,360 @@
-//! The runtime. (Being written.)
-use std::path::Path;
+//! The runtime of `vigil run`: one event loop that connects the engine to the OS.
+//!
+//! ```text
+//!   signals (TERM INT HUP QUIT USR1 USR2 CHLD) ─┐
+//!   the engine's next deadline (one timer) ─────┼─► Input ─► Engine::handle(now)
+//!                                               │               │
+//!   reaper::drain on SIGCHLD (Exited / orphan) ─┘               ▼
+//!                                          Action: Spawn / Signal / Ready / Exit
+//! ```
+//!
+//! This module owns the loop and the order of things: signal handlers are installed
+//! before the first spawn (a PID 1 drops signals it has no handler for); every
+//! [`Action::Spawn`] is carried out and answered on this thread before the next
+//! `.await`, so a pid is registered before the reaper can see it exit; every SIGCHLD
+//! drains all exits. It never decides anything about supervision (that is the
+//! engine's), never waits for a process except through [`reaper`], and never polls:
+//! when idle it sleeps until a signal or the engine's next deadline.
 
-/// `vigil run`.
-pub fn run_main(_path: &Path) -> u8 {
-    crate::exit::INTERNAL
-}
 pub mod reaper;
 pub mod signals;
 pub mod spawn;
 pub mod sweep;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tracing::{debug, error, info, warn};
+
+use crate::core::{Action, End, Engine, Event, Input};
+use crate::exit;
+use crate::spec::{NodeId, Signal, Tree, humanize};
+
+/// How long descendants left after the tree has stopped get between SIGTERM and SIGKILL.
+pub const SWEEP_GRACE: Duration = Duration::from_secs(5);
+
+/// `vigil run`: load the tree, supervise it, and return vigil's exit code.
+pub fn run_main(path: &Path) -> u8 {
+    let loaded = match crate::config::load(path) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprint!("{errors}");
+            return exit::CONFIG;
+        }
+    };
+    for w in &loaded.warnings {
+        warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("cannot start the event loop: {e}");
+            return exit::INTERNAL;
+        }
+    };
+    runtime.block_on(run(loaded.tree))
+}
+
+/// Counters the loop keeps besides the engine's state.
+#[derive(Debug, Default)]
+struct Stats {
+    /// Adopted orphans reaped (pids that were never a child of the tree).
+    orphans: u64,
+}
+
+/// Supervises `tree` until the root finishes; returns the exit code.
+pub async fn run(tree: Tree) -> u8 {
+    let start_dir = prepare_process();
+    let mut signals = match signals::Signals::new(signals::TREE_SIGNALS) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("cannot install signal handlers: {e}");
+            return exit::INTERNAL;
+        }
+    };
+    let mut lp = Loop {
+        engine: Engine::new(tree.clone(), seed()),
+        tree,
+        start_dir,
+        stats: Stats::default(),
+        stop_requests: 0,
+        exit: None,
+    };
+    info!(
+        pid = std::process::id(),
+        children = lp.tree.nodes.len() - 1,
+        "vigil starting"
+    );
+    lp.engine.start(now());
+    let code = loop {
+        lp.carry_out();
+        if let Some(code) = lp.exit {
+            break code;
+        }
+        let deadline = lp.engine.next_deadline();
+        tokio::select! {
+            sig = signals.recv() => lp.on_signal(sig),
+            () = sleep_until(deadline), if deadline.is_some() => lp.engine.handle(Input::Tick, now()),
+        }
+    };
+    let stats = &lp.stats;
+    sweep::sweep(&mut signals, SWEEP_GRACE, &mut |pid, status| {
+        debug!(pid, %status, "reaped during sweep");
+    })
+    .await;
+    info!(code, orphans_reaped = stats.orphans, "vigil exiting");
+    code
+}
+
+/// The state of the loop between two wake-ups.
+struct Loop {
+    engine: Engine,
+    /// The runtime's own copy of the tree, so specs can be read while the engine is fed.
+    tree: Tree,
+    /// Where children start when they set no `cwd`.
+    start_dir: PathBuf,
+    stats: Stats,
+    stop_requests: u32,
+    exit: Option<u8>,
+}
+
+impl Loop {
+    /// Carries out every action the engine queued, answering spawns at once, and logs
+    /// its events.
+    fn carry_out(&mut self) {
+        loop {
+            let mut did = false;
+            while let Some(action) = self.engine.poll_action() {
+                did = true;
+                self.execute(action);
+            }
+            while let Some(event) = self.engine.poll_event() {
+                did = true;
+                self.log(event);
+            }
+            if !did {
+                return;
+            }
+        }
+    }
+
+    fn execute(&mut self, action: Action) {
+        match action {
+            Action::Spawn { node } => {
+                let n = self.tree.node(node);
+                let spec = n.as_process().expect("UNWRAP: the engine spawns processes only");
+                let input = match spawn::spawn(&n.name, spec, &self.start_dir) {
+                    Ok(pid) => {
+                        info!(child = %n.name, pid, "started");
+                        Input::Spawned { node, pid }
+                    }
+                    Err(e) => {
+                        error!(child = %n.name, "{e}");
+                        Input::SpawnFailed {
+                            node,
+                            error: e.to_string(),
+                        }
+                    }
+                };
+                // Answered before any await: the pid is registered before it can be reaped.
+                self.engine.handle(input, now());
+            }
+            Action::Signal { node, pid, signal } => {
+                let name = &self.tree.node(node).name;
+                debug!(child = %name, pid, %signal, "signalling process group");
+                if let Err(e) = crate::sys::killpg(pid, signal) {
+                    debug!(child = %name, pid, "signal not delivered: {e}");
+                }
+            }
+            Action::Ready => info!("all children started"),
+            Action::Exit { code, end } => {
+                match end {
+                    End::Stopped => info!(code, "tree stopped"),
+                    End::GaveUp { offender } => error!(
+                        code,
+                        offender = %self.tree.node(offender).name,
+                        "root supervisor gave up: restart intensity exceeded"
+                    ),
+                    End::StartFailed { offender } => error!(
+                        code,
+                        offender = %self.tree.node(offender).name,
+                        "initial start failed; everything started was stopped"
+                    ),
+                    End::AutoShutdown { trigger, .. } => info!(
+                        code,
+                        significant = %self.tree.node(trigger).name,
+                        "significant child ended; tree stopped"
+                    ),
+                }
+                self.exit = Some(code);
+            }
+        }
+    }
+
+    fn name(&self, node: NodeId) -> &str {
+        &self.tree.node(node).name
+    }
+
+    fn log(&self, event: Event) {
+        match event {
+            Event::Exited {
+                node,
+                pid,
+                status,
+                expected,
+            } => {
+                if expected {
+                    info!(child = %self.name(node), pid, %status, "stopped");
+                } else {
+                    warn!(child = %self.name(node), pid, %status, "exited");
+                }
+            }
+            Event::SpawnFailed { .. } => {} // Logged with its cause where it happened.
+            Event::RestartScheduled {
+                node,
+                supervisor,
+                delay,
+                count,
+            } => {
+                let spec = self.tree.node(supervisor).as_supervisor();
+                let limit = spec.map_or(0, |s| s.intensity);
+                info!(
+                    child = %self.name(node),
+                    supervisor = %self.name(supervisor),
+                    delay = %humanize(delay),
+                    restarts = %format!("{count}/{limit}"),
+                    "restart scheduled"
+                );
+            }
+            Event::NotRestarted { node, why } => {
+                info!(child = %self.name(node), "not restarted: {why}")
+            }
+            Event::Killed { node } => {
+                warn!(child = %self.name(node), "did not stop within its shutdown grace; sent SIGKILL")
+            }
+            Event::GaveUp {
+                supervisor,
+                offender,
+            } => {
+                let spec = self.tree.node(supervisor).as_supervisor();
+                error!(
+                    supervisor = %self.name(supervisor),
+                    offender = %self.name(offender),
+                    intensity = spec.map_or(0, |s| s.intensity),
+                    period = %spec.map_or(String::new(), |s| humanize(s.period)),
+                    "gave up: restart intensity exceeded"
+                );
+            }
+            Event::SupervisorStarted { supervisor } => {
+                debug!(supervisor = %self.name(supervisor), "supervisor started")
+            }
+            Event::Stopping { supervisor, end } => {
+                let why = match end {
+                    End::Stopped => "stop requested",
+                    End::GaveUp { .. } => "gave up",
+                    End::AutoShutdown { .. } => "significant child ended",
+                    End::StartFailed { .. } => "a child failed to start",
+                };
+                info!(supervisor = %self.name(supervisor), "stopping children: {why}");
+            }
+        }
+    }
+
+    fn on_signal(&mut self, sig: Signal) {
+        match sig {
+            signals::CHLD => self.reap(),
+            signals::TERM | signals::INT => {
+                self.stop_requests += 1;
+                if self.stop_requests == 1 {
+                    info!(signal = %sig, "stopping the tree");
+                    self.engine.handle(Input::Stop, now());
+                } else {
+                    warn!(signal = %sig, "second stop signal: killing what is left");
+                    self.engine.handle(Input::Kill, now());
+                }
+            }
+            signals::QUIT => {
+                warn!(signal = %sig, "killing the whole tree at once");
+                self.stop_requests += 1;
+                self.engine.handle(Input::Kill, now());
+            }
+            signals::HUP => {
+                warn!("SIGHUP: configuration reload is not supported yet; ignored");
+            }
+            other => self.log_status(other),
+        }
+    }
+
+    /// SIGUSR1 and SIGUSR2 log the state of every node.
+    fn log_status(&self, sig: Signal) {
+        info!(signal = %sig, orphans_reaped = self.stats.orphans, "status");
+        for id in self.tree.ids() {
+            let view = self.engine.view(id);
+            info!(node = %self.name(id), state = view.state, pid = view.pid, "status");
+        }
+    }
+
+    /// Drains every exit: children go to the engine, anything else is an adopted orphan.
+    fn reap(&mut self) {
+        let engine = &mut self.engine;
+        let stats = &mut self.stats;
+        let result = reaper::drain(&mut |pid, status| {
+            if engine.is_child(pid) {
+                // The leader is still a zombie, so its group id cannot have been reused:
+                // whatever is left of the group dies with it.
+                let _ = crate::sys::killpg(pid, Signal::KILL);
+                engine.handle(Input::Exited { pid, status }, now());
+            } else {
+                stats.orphans += 1;
+                debug!(pid, %status, "reaped adopted orphan");
+            }
+        });
+        if let Err(e) = result {
+            error!("reaping failed: {e}");
+        }
+    }
+}
+
+/// Process-wide preparation before anything is spawned. Returns the start directory.
+fn prepare_process() -> PathBuf {
+    if crate::sys::is_pid1() {
+        info!("running as PID 1");
+    } else if let Err(e) = crate::sys::set_child_subreaper() {
+        warn!(
+            "cannot become a child subreaper ({e}): orphaned descendants will be reparented \
+             to the real init, so vigil cannot reap them or stop them on exit; run vigil as \
+             PID 1 of a PID namespace, or on Linux >= 3.4"
+        );
+    }
+    if let Err(e) = crate::sys::mark_inherited_fds_cloexec() {
+        warn!("cannot mark inherited descriptors close-on-exec: {e}; children may inherit them");
+    }
+    let start_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    // Never pin the directory vigil was started in (it may be an unmountable volume).
+    if let Err(e) = std::env::set_current_dir("/") {
+        warn!("cannot change directory to /: {e}");
+    }
+    start_dir
+}
+
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Seed for the backoff jitter: differs between runs and between containers.
+fn seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
