@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::harness::{Behaviour, OnStop, Sim, lines};
+use super::harness::{Behaviour, Sim, lines};
 use crate::spec::{ExitStatus, Signal};
 
 const KILL: Signal = Signal::KILL;
@@ -15,7 +15,8 @@ const TERM: Signal = Signal::TERM;
 
 /// Process tables in OTP mode: `p("a", "")`, `p("t", "restart = \"transient\"")`.
 fn p(name: &str, extra: &str) -> String {
-    format!("[process.{name}]\ncommand = [\"x\"]\nbackoff = \"none\"\nshutdown = \"1s\"\n{extra}\n")
+    let shutdown = if extra.contains("shutdown =") { "" } else { "shutdown = \"1s\"\n" };
+    format!("[process.{name}]\ncommand = [\"x\"]\nbackoff = \"none\"\n{shutdown}{extra}\n")
 }
 
 /// Several plain processes.
@@ -401,9 +402,9 @@ fn e28_one_for_all() {
 fn e29_one_for_all_ordering() {
     let cfg = root("one_for_all", 5, "3600s", &["a", "b", "c", "d"]) + &ps(&["a", "b", "c", "d"]);
     let mut sim = Sim::new(&cfg)
-        .with("a", Behaviour::stop_after(1_000))
-        .with("c", Behaviour::stop_after(1_000))
-        .with("d", Behaviour::stop_after(1_000))
+        .with("a", Behaviour::stop_after(500))
+        .with("c", Behaviour::stop_after(500))
+        .with("d", Behaviour::stop_after(500))
         .start();
     let m = sim.mark();
     sim.kill("b", KILL);
@@ -413,8 +414,8 @@ fn e29_one_for_all_ordering() {
         lines(&["TERM d", "TERM c", "TERM a", "START a", "START b", "START c", "START d"])
     );
     assert_eq!(sim.times_of("TERM d"), vec![0]);
-    assert_eq!(sim.times_of("TERM c"), vec![1_000], "after d died");
-    assert_eq!(sim.times_of("TERM a"), vec![2_000], "after c died");
+    assert_eq!(sim.times_of("TERM c"), vec![500], "after d died");
+    assert_eq!(sim.times_of("TERM a"), vec![1_000], "after c died");
 }
 
 /// 30. `one_for_all_escalation`: every retry re-runs the whole group.
@@ -872,7 +873,7 @@ fn g55_significant_escalation() {
 
     // Variant: b not significant: it stops, is not restarted, and the root stays up.
     let cfg = cfg.replacen("significant = true\nauto_shutdown", "auto_shutdown", 1);
-    let mut sim = Sim::new(&cfg.replace("root_unused", "")).start();
+    let mut sim = Sim::new(&cfg).start();
     sim.exit_with("c", 0);
     sim.run_ms(1_000);
     assert_eq!(sim.exit, None);
@@ -883,16 +884,22 @@ fn g55_significant_escalation() {
 /// The exit code of a root auto-shutdown is the status of the process at the origin.
 #[test]
 fn g_exit_code_follows_the_trigger_through_supervisors() {
-    let cfg = root("one_for_one", 1, "5s", &["b", "o"]).replace("children", "auto_shutdown = \"any_significant\"\nchildren")
-        + "[supervisor.b]\nrestart = \"transient\"\nsignificant = true\nauto_shutdown = \"any_significant\"\nchildren = [\"c\"]\n"
-        + &p("c", "restart = \"transient\"\nsignificant = true")
-        + &p("o", "");
-    let mut sim = Sim::new(&cfg).start();
+    let cfg = |restart: &str| {
+        root("one_for_one", 1, "5s", &["b", "o"])
+            .replace("children", "auto_shutdown = \"any_significant\"\nchildren")
+            + "[supervisor.b]\nrestart = \"transient\"\nsignificant = true\nauto_shutdown = \"any_significant\"\nchildren = [\"c\"]\n"
+            + &p("c", &format!("restart = \"{restart}\"\nsignificant = true"))
+            + &p("o", "")
+    };
+    let mut sim = Sim::new(&cfg("transient")).start();
     sim.exit_with("c", 0);
     assert_eq!(sim.run_to_exit(), 0);
-    let mut sim = Sim::new(&cfg.replace("\"transient\"\nsignificant = true\n\n", "\"temporary\"\nsignificant = true\n\n")).start();
+    let mut sim = Sim::new(&cfg("temporary")).start();
     sim.kill("c", Signal(11));
     assert_eq!(sim.run_to_exit(), 128 + 11);
+    let mut sim = Sim::new(&cfg("temporary")).start();
+    sim.exit_with("c", 3);
+    assert_eq!(sim.run_to_exit(), 3);
 }
 
 // ---------- H. Nested supervisors and escalation ----------
@@ -1036,6 +1043,3 @@ fn idle_engine_has_no_deadline() {
     let sim = Sim::new(&cfg).start();
     assert_eq!(sim.engine.next_deadline(), None);
 }
-
-#[allow(dead_code)]
-fn unused(_: OnStop) {}
