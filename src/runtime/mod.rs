@@ -126,14 +126,15 @@ impl Loop {
     /// its events.
     fn carry_out(&mut self) {
         loop {
+            // Events first: they explain the actions queued with them.
             let mut did = false;
-            while let Some(action) = self.engine.poll_action() {
-                did = true;
-                self.execute(action);
-            }
             while let Some(event) = self.engine.poll_event() {
                 did = true;
                 self.log(event);
+            }
+            if let Some(action) = self.engine.poll_action() {
+                did = true;
+                self.execute(action);
             }
             if !did {
                 return;
@@ -253,7 +254,8 @@ impl Loop {
             }
             Event::Stopping { supervisor, end } => {
                 let why = match end {
-                    End::Stopped => "stop requested",
+                    End::Stopped if supervisor == NodeId::ROOT => "stop requested",
+                    End::Stopped => "stopped by its supervisor",
                     End::GaveUp { .. } => "gave up",
                     End::AutoShutdown { .. } => "significant child ended",
                     End::StartFailed { .. } => "a child failed to start",
