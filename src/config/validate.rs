@@ -120,11 +120,15 @@ pub(crate) fn build(cx: &mut Cx<'_>, file: RawFile) -> Option<Tree> {
 
     // Defaults and OTP's bad combinations.
     let auto_of = |sup: &RawSup| sup.auto_shutdown.as_ref().map_or(AutoShutdown::Never, |a| a.v);
+    let mut checked = std::collections::HashSet::new();
     for parent in std::iter::once(&file.root).chain(file.sups.iter()) {
         for child in &parent.children {
             let Some(def) = defs.get(child.v.as_str()) else {
                 continue;
             };
+            if !checked.insert(child.v.as_str()) {
+                continue; // Listed twice: already reported, and checked once is enough.
+            }
             let (restart, significant, key) = match def {
                 Def::Sup(s) => (&s.restart, &s.significant, &s.key),
                 Def::Proc(p) => (&p.restart, &p.significant, &p.key),

@@ -1,0 +1,127 @@
+//! `vigil check` against fixtures: every invalid config gives exit 78 and exactly the
+//! messages in its `.stderr` file; every valid one exits 0 with the tree in `.stdout`
+//! (and its warnings in `.stderr`). The shipped example trees must pass too.
+//!
+//! `VIGIL_BLESS=1 cargo test --test config_check` rewrites the expected files; review
+//! the diff: these messages are part of the interface.
+
+#![allow(clippy::disallowed_methods)] // Drives the binary from outside.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn vigil() -> &'static str {
+    env!("CARGO_BIN_EXE_vigil")
+}
+
+/// Runs `vigil check` from the crate root with a relative path, so messages are stable.
+fn check(path: &Path) -> (i32, String, String) {
+    let out = Command::new(vigil())
+        .arg("check")
+        .arg(path)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run vigil check");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn fixtures(dir: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
+        .expect("fixture dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| p.strip_prefix(root).expect("under root").to_path_buf())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no fixtures in {dir}");
+    files
+}
+
+/// Compares `actual` with the file next to `toml` with extension `ext` (or blesses it).
+fn expect_file(toml: &Path, ext: &str, actual: &str) -> Result<(), String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(toml.with_extension(ext));
+    if std::env::var_os("VIGIL_BLESS").is_some() {
+        std::fs::write(&path, actual).expect("bless");
+        return Ok(());
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: output differs\n--- expected ({})\n{expected}--- actual\n{actual}",
+            toml.display(),
+            path.display()
+        ))
+    }
+}
+
+#[test]
+fn invalid_configs_exit_78_with_exact_messages() {
+    let mut failures = Vec::new();
+    for toml in fixtures("tests/fixtures/invalid") {
+        let (code, stdout, stderr) = check(&toml);
+        if code != 78 {
+            failures.push(format!("{}: exit {code}, expected 78\n{stderr}", toml.display()));
+        }
+        if !stdout.is_empty() {
+            failures.push(format!("{}: printed a tree for an invalid config", toml.display()));
+        }
+        if !stderr.contains(&format!("error: {}:", toml.display())) {
+            failures.push(format!("{}: no located error:\n{stderr}", toml.display()));
+        }
+        if let Err(e) = expect_file(&toml, "stderr", &stderr) {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn valid_configs_exit_0_and_print_the_tree() {
+    let mut failures = Vec::new();
+    for toml in fixtures("tests/fixtures/valid") {
+        let (code, stdout, stderr) = check(&toml);
+        if code != 0 {
+            failures.push(format!("{}: exit {code}\n{stderr}", toml.display()));
+        }
+        for (ext, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+            if let Err(e) = expect_file(&toml, ext, text) {
+                failures.push(e);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn shipped_trees_are_valid() {
+    for toml in fixtures("config") {
+        let (code, stdout, stderr) = check(&toml);
+        assert_eq!(code, 0, "{}:\n{stderr}", toml.display());
+        assert!(stdout.starts_with("shutdown_timeout") || stdout.starts_with("supervisor root"));
+    }
+}
+
+#[test]
+fn unreadable_file_is_a_config_error() {
+    let (code, _, stderr) = check(Path::new("tests/fixtures/does-not-exist.toml"));
+    assert_eq!(code, 78);
+    assert!(stderr.contains("cannot read the configuration"), "{stderr}");
+}
+
+/// OTP case A.1: the effective defaults, as `vigil check` shows them.
+#[test]
+fn defaults_are_elixirs() {
+    let (code, stdout, _) = check(Path::new("tests/fixtures/valid/defaults.toml"));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("strategy=one_for_one intensity=3 period=5s auto_shutdown=never"));
+    assert!(stdout.contains("process a: restart=permanent shutdown=5s\n"));
+    assert!(stdout.contains("supervisor s: strategy=one_for_one intensity=3 period=5s auto_shutdown=never restart=permanent shutdown=infinity"));
+    assert!(stdout.contains("stop_signal = SIGTERM  success_exit_codes = [0]"));
+}
