@@ -409,7 +409,10 @@ mod tests {
         }
         assert_eq!(Signal::parse("SIGNOPE"), None);
         assert_eq!(Signal::parse("0"), None);
-        assert_eq!(Signal::parse("34").map(|s| s.name()), Some("signal 34".into()));
+        assert_eq!(
+            Signal::parse("34").map(|s| s.name()),
+            Some("signal 34".into())
+        );
     }
 
     #[test]

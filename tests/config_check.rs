@@ -67,10 +67,16 @@ fn invalid_configs_exit_78_with_exact_messages() {
     for toml in fixtures("tests/fixtures/invalid") {
         let (code, stdout, stderr) = check(&toml);
         if code != 78 {
-            failures.push(format!("{}: exit {code}, expected 78\n{stderr}", toml.display()));
+            failures.push(format!(
+                "{}: exit {code}, expected 78\n{stderr}",
+                toml.display()
+            ));
         }
         if !stdout.is_empty() {
-            failures.push(format!("{}: printed a tree for an invalid config", toml.display()));
+            failures.push(format!(
+                "{}: printed a tree for an invalid config",
+                toml.display()
+            ));
         }
         if !stderr.contains(&format!("error: {}:", toml.display())) {
             failures.push(format!("{}: no located error:\n{stderr}", toml.display()));

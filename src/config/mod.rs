@@ -156,7 +156,13 @@ impl<'s> Cx<'s> {
         }
     }
 
-    fn diagnostic(&self, at: usize, key: &str, message: String, hint: Option<String>) -> Diagnostic {
+    fn diagnostic(
+        &self,
+        at: usize,
+        key: &str,
+        message: String,
+        hint: Option<String>,
+    ) -> Diagnostic {
         let (line, col) = self.line_col(at);
         Diagnostic {
             file: self.file.clone(),

@@ -147,7 +147,12 @@ pub(crate) fn read(cx: &mut Cx<'_>) -> Option<RawFile> {
             continue;
         };
         let Some(section_table) = section.get_ref().as_table() else {
-            type_error(cx, kind, section, "a table of named tables, like [process.web]");
+            type_error(
+                cx,
+                kind,
+                section,
+                "a table of named tables, like [process.web]",
+            );
             continue;
         };
         for (name, value) in section_table {
@@ -216,7 +221,14 @@ fn read_sup_keys(cx: &mut Cx<'_>, t: &DeTable<'_>, key: &str, sup: &mut RawSup) 
             at: v.span().start,
         });
     }
-    read_child_keys(cx, t, key, &mut sup.restart, &mut sup.shutdown, &mut sup.significant);
+    read_child_keys(
+        cx,
+        t,
+        key,
+        &mut sup.restart,
+        &mut sup.shutdown,
+        &mut sup.significant,
+    );
 }
 
 /// The keys every child (supervisor or process) has.
@@ -262,7 +274,14 @@ fn read_proc(cx: &mut Cx<'_>, t: &DeTable<'_>, key: &str, name: At<String>) -> R
         key: key.to_string(),
         ..RawProc::default()
     };
-    read_child_keys(cx, t, key, &mut p.restart, &mut p.shutdown, &mut p.significant);
+    read_child_keys(
+        cx,
+        t,
+        key,
+        &mut p.restart,
+        &mut p.shutdown,
+        &mut p.significant,
+    );
     match t.get("command") {
         Some(v) => {
             if let Some(argv) = strings(cx, &k("command"), v) {
@@ -282,7 +301,10 @@ fn read_proc(cx: &mut Cx<'_>, t: &DeTable<'_>, key: &str, name: At<String>) -> R
             p.name.at,
             key,
             "missing `command`",
-            Some("add command = [\"program\", \"arg\", ...] (an argv array; no shell is involved)".into()),
+            Some(
+                "add command = [\"program\", \"arg\", ...] (an argv array; no shell is involved)"
+                    .into(),
+            ),
         ),
     }
     if let Some(v) = t.get("stop_signal") {
@@ -302,7 +324,12 @@ fn read_proc(cx: &mut Cx<'_>, t: &DeTable<'_>, key: &str, name: At<String>) -> R
                     }
                 }
             }
-            None => type_error(cx, &k("env"), v, "a table of strings, like { RUST_LOG = \"info\" }"),
+            None => type_error(
+                cx,
+                &k("env"),
+                v,
+                "a table of strings, like { RUST_LOG = \"info\" }",
+            ),
         }
     }
     for (field, slot) in [("cwd", &mut p.cwd)] {
@@ -314,7 +341,9 @@ fn read_proc(cx: &mut Cx<'_>, t: &DeTable<'_>, key: &str, name: At<String>) -> R
         if let Some(v) = t.get(field) {
             *slot = match v.get_ref() {
                 DeValue::String(s) if !s.is_empty() => Some(s.to_string()),
-                DeValue::Integer(_) => integer(cx, &k(field), v, 0, u32::MAX as i64).map(|n| n.to_string()),
+                DeValue::Integer(_) => {
+                    integer(cx, &k(field), v, 0, u32::MAX as i64).map(|n| n.to_string())
+                }
                 _ => {
                     type_error(cx, &k(field), v, "a name or a numeric id");
                     None
@@ -376,7 +405,12 @@ fn backoff(cx: &mut Cx<'_>, key: &str, v: &Value<'_>) -> Option<Backoff> {
             Some(m) if m >= 1.0 && m.is_finite() => multiplier = m,
             Some(m) => {
                 ok = false;
-                cx.error(v.span().start, &k("multiplier"), format!("multiplier {m} is below 1"), Some("use 1.0 for a constant delay, 2.0 to double it".into()));
+                cx.error(
+                    v.span().start,
+                    &k("multiplier"),
+                    format!("multiplier {m} is below 1"),
+                    Some("use 1.0 for a constant delay, 2.0 to double it".into()),
+                );
             }
             None => ok = false,
         }
@@ -386,7 +420,12 @@ fn backoff(cx: &mut Cx<'_>, key: &str, v: &Value<'_>) -> Option<Backoff> {
             Some(j) if (0.0..1.0).contains(&j) => jitter = j,
             Some(j) => {
                 ok = false;
-                cx.error(v.span().start, &k("jitter"), format!("jitter {j} is outside [0, 1)"), Some("a fraction of the delay, like 0.1 for +/-10%".into()));
+                cx.error(
+                    v.span().start,
+                    &k("jitter"),
+                    format!("jitter {j} is outside [0, 1)"),
+                    Some("a fraction of the delay, like 0.1 for +/-10%".into()),
+                );
             }
             None => ok = false,
         }
@@ -428,10 +467,18 @@ fn unknown_keys(cx: &mut Cx<'_>, t: &DeTable<'_>, prefix: &str, known: &[&str], 
         let name = k.get_ref();
         if !known.contains(&name.as_ref()) {
             let hint = match closest(name, known) {
-                Some(c) => format!("did you mean `{c}`? known {what} keys: {}", known.join(", ")),
+                Some(c) => format!(
+                    "did you mean `{c}`? known {what} keys: {}",
+                    known.join(", ")
+                ),
                 None => format!("known {what} keys: {}", known.join(", ")),
             };
-            cx.error(k.span().start, &join(prefix, name), format!("unknown key `{name}`"), Some(hint));
+            cx.error(
+                k.span().start,
+                &join(prefix, name),
+                format!("unknown key `{name}`"),
+                Some(hint),
+            );
         }
     }
 }
@@ -474,12 +521,16 @@ fn type_error(cx: &mut Cx<'_>, key: &str, v: &Value<'_>, expected: &str) {
     cx.error(
         v.span().start,
         key,
-        format!("expected {expected}, found {} {}", v.get_ref().type_str(), shown(v)),
+        format!(
+            "expected {expected}, found {} {}",
+            v.get_ref().type_str(),
+            shown(v)
+        ),
         None,
     );
 }
 
-fn string<'a>(cx: &mut Cx<'_>, key: &str, v: &'a Value<'_>) -> Option<At<String>> {
+fn string(cx: &mut Cx<'_>, key: &str, v: &Value<'_>) -> Option<At<String>> {
     match v.get_ref() {
         DeValue::String(s) => Some(At {
             v: s.to_string(),
@@ -568,7 +619,11 @@ fn choice<T: Copy>(cx: &mut Cx<'_>, key: &str, v: &Value<'_>, options: &[(&str, 
             cx.error(
                 v.span().start,
                 key,
-                format!("expected a string, found {} {}", v.get_ref().type_str(), shown(v)),
+                format!(
+                    "expected a string, found {} {}",
+                    v.get_ref().type_str(),
+                    shown(v)
+                ),
                 hint,
             );
             None
@@ -582,7 +637,11 @@ fn duration(cx: &mut Cx<'_>, key: &str, v: &Value<'_>, zero_ok: bool) -> Option<
         cx.error(
             v.span().start,
             key,
-            format!("expected a duration string, found {} {}", v.get_ref().type_str(), shown(v)),
+            format!(
+                "expected a duration string, found {} {}",
+                v.get_ref().type_str(),
+                shown(v)
+            ),
             hint,
         );
         return None;
@@ -594,7 +653,12 @@ fn duration(cx: &mut Cx<'_>, key: &str, v: &Value<'_>, zero_ok: bool) -> Option<
         }
         Ok(d) => Some(d),
         Err(e) => {
-            cx.error(v.span().start, key, format!("invalid duration \"{s}\": {e}"), hint);
+            cx.error(
+                v.span().start,
+                key,
+                format!("invalid duration \"{s}\": {e}"),
+                hint,
+            );
             None
         }
     }
@@ -625,7 +689,12 @@ fn signal(cx: &mut Cx<'_>, key: &str, v: &Value<'_>) -> Option<Signal> {
     };
     match parsed {
         Some(Signal(19)) => {
-            cx.error(v.span().start, key, "SIGSTOP cannot stop a process", Some("use SIGTERM, SIGINT, SIGQUIT, ...".into()));
+            cx.error(
+                v.span().start,
+                key,
+                "SIGSTOP cannot stop a process",
+                Some("use SIGTERM, SIGINT, SIGQUIT, ...".into()),
+            );
             None
         }
         Some(s) => Some(s),

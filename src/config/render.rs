@@ -70,7 +70,9 @@ fn node(tree: &Tree, id: NodeId, indent: &str, out: &mut String) {
             let cwd = p
                 .cwd
                 .as_ref()
-                .map_or("(vigil's start directory)".to_string(), |c| c.display().to_string());
+                .map_or("(vigil's start directory)".to_string(), |c| {
+                    c.display().to_string()
+                });
             let _ = writeln!(
                 out,
                 "{d}cwd = {cwd}  user = {}  group = {}",

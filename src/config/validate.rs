@@ -11,8 +11,8 @@ use super::Cx;
 use super::raw::{At, RawFile, RawProc, RawSup};
 use crate::core::backoff;
 use crate::spec::{
-    AutoShutdown, Backoff, Node, NodeId, NodeKind, ProcessSpec, ROOT_NAME, Restart, Shutdown, Signal,
-    Strategy, SupervisorSpec, Tree, humanize,
+    AutoShutdown, Backoff, Node, NodeId, NodeKind, ProcessSpec, ROOT_NAME, Restart, Shutdown,
+    Signal, Strategy, SupervisorSpec, Tree, humanize,
 };
 
 /// Default restart intensity (Elixir's; OTP's is 1).
@@ -51,7 +51,10 @@ pub(crate) fn build(cx: &mut Cx<'_>, file: RawFile) -> Option<Tree> {
                 name.at,
                 &key_of(&def),
                 format!("invalid name `{}`", name.v),
-                Some("names start with a-z or 0-9 and contain only a-z, 0-9, `_`, `.` and `-`".into()),
+                Some(
+                    "names start with a-z or 0-9 and contain only a-z, 0-9, `_`, `.` and `-`"
+                        .into(),
+                ),
             );
         } else if name.v == ROOT_NAME {
             cx.error(
@@ -66,7 +69,10 @@ pub(crate) fn build(cx: &mut Cx<'_>, file: RawFile) -> Option<Tree> {
             cx.error(
                 name.at,
                 &key_of(&def),
-                format!("`{}` is defined both as a supervisor and as a process (other at {line}:{col})", name.v),
+                format!(
+                    "`{}` is defined both as a supervisor and as a process (other at {line}:{col})",
+                    name.v
+                ),
                 Some("names are unique across [supervisor.*] and [process.*]".into()),
             );
             continue;
@@ -90,7 +96,12 @@ pub(crate) fn build(cx: &mut Cx<'_>, file: RawFile) -> Option<Tree> {
                 } else {
                     format!("define [process.{0}] or [supervisor.{0}]", child.v)
                 };
-                cx.error(child.at, &key, format!("unknown name `{}`", child.v), Some(hint));
+                cx.error(
+                    child.at,
+                    &key,
+                    format!("unknown name `{}`", child.v),
+                    Some(hint),
+                );
                 continue;
             }
             let seen = refs.entry(child.v.as_str()).or_default();
@@ -119,7 +130,11 @@ pub(crate) fn build(cx: &mut Cx<'_>, file: RawFile) -> Option<Tree> {
     cycles(cx, &file, &defs);
 
     // Defaults and OTP's bad combinations.
-    let auto_of = |sup: &RawSup| sup.auto_shutdown.as_ref().map_or(AutoShutdown::Never, |a| a.v);
+    let auto_of = |sup: &RawSup| {
+        sup.auto_shutdown
+            .as_ref()
+            .map_or(AutoShutdown::Never, |a| a.v)
+    };
     let mut checked = std::collections::HashSet::new();
     for parent in std::iter::once(&file.root).chain(file.sups.iter()) {
         for child in &parent.children {
@@ -142,7 +157,10 @@ pub(crate) fn build(cx: &mut Cx<'_>, file: RawFile) -> Option<Tree> {
                     sig.at,
                     &sig_key,
                     "a permanent child cannot be significant (OTP bad_combination)",
-                    Some("set restart = \"transient\" or \"temporary\", or remove significant".into()),
+                    Some(
+                        "set restart = \"transient\" or \"temporary\", or remove significant"
+                            .into(),
+                    ),
                 );
             }
             if auto_of(parent) == AutoShutdown::Never {
@@ -222,7 +240,8 @@ fn cycles(cx: &mut Cx<'_>, file: &RawFile, defs: &BTreeMap<&str, Def<'_>>) {
                 }
                 1 => {
                     let from = path.iter().position(|(n, _)| *n == kid.v).unwrap_or(0);
-                    let mut names: Vec<String> = path[from..].iter().map(|(n, _)| n.to_string()).collect();
+                    let mut names: Vec<String> =
+                        path[from..].iter().map(|(n, _)| n.to_string()).collect();
                     let mut key = names.clone();
                     key.sort();
                     if !reported.contains(&key) {
@@ -243,7 +262,12 @@ fn cycles(cx: &mut Cx<'_>, file: &RawFile, defs: &BTreeMap<&str, Def<'_>>) {
 }
 
 /// Appends `def` and, depth-first, its children; returns its id.
-fn add(tree: &mut Tree, defs: &BTreeMap<&str, Def<'_>>, def: Def<'_>, parent: Option<NodeId>) -> NodeId {
+fn add(
+    tree: &mut Tree,
+    defs: &BTreeMap<&str, Def<'_>>,
+    def: Def<'_>,
+    parent: Option<NodeId>,
+) -> NodeId {
     let id = NodeId(tree.nodes.len() as u32);
     let node = match &def {
         Def::Sup(s) => Node {
@@ -256,7 +280,10 @@ fn add(tree: &mut Tree, defs: &BTreeMap<&str, Def<'_>>, def: Def<'_>, parent: Op
                 strategy: s.strategy.unwrap_or(Strategy::OneForOne),
                 intensity: s.intensity.unwrap_or(DEFAULT_INTENSITY),
                 period: s.period.unwrap_or(DEFAULT_PERIOD),
-                auto_shutdown: s.auto_shutdown.as_ref().map_or(AutoShutdown::Never, |a| a.v),
+                auto_shutdown: s
+                    .auto_shutdown
+                    .as_ref()
+                    .map_or(AutoShutdown::Never, |a| a.v),
                 children: Vec::new(),
             }),
         },
@@ -264,7 +291,9 @@ fn add(tree: &mut Tree, defs: &BTreeMap<&str, Def<'_>>, def: Def<'_>, parent: Op
             name: p.name.v.clone(),
             parent,
             restart: p.restart.as_ref().map_or(Restart::Permanent, |r| r.v),
-            shutdown: p.shutdown.unwrap_or(Shutdown::Timeout(DEFAULT_PROCESS_SHUTDOWN)),
+            shutdown: p
+                .shutdown
+                .unwrap_or(Shutdown::Timeout(DEFAULT_PROCESS_SHUTDOWN)),
             significant: p.significant.as_ref().is_some_and(|b| b.v),
             kind: NodeKind::Process(ProcessSpec {
                 command: p.command.clone().unwrap_or_default(),
@@ -302,7 +331,9 @@ fn warnings(cx: &mut Cx<'_>, tree: &Tree, defs: &BTreeMap<&str, Def<'_>>) {
         let Some(parent) = node.parent.map(|p| tree.node(p)) else {
             continue;
         };
-        let spec = parent.as_supervisor().expect("UNWRAP: parents are supervisors");
+        let spec = parent
+            .as_supervisor()
+            .expect("UNWRAP: parents are supervisors");
         let def = defs.get(node.name.as_str());
         match (&node.kind, def) {
             (NodeKind::Process(p), Some(Def::Proc(raw))) if node.restart != Restart::Temporary => {

@@ -146,7 +146,9 @@ impl Loop {
         match action {
             Action::Spawn { node } => {
                 let n = self.tree.node(node);
-                let spec = n.as_process().expect("UNWRAP: the engine spawns processes only");
+                let spec = n
+                    .as_process()
+                    .expect("UNWRAP: the engine spawns processes only");
                 let input = match spawn::spawn(&n.name, spec, &self.start_dir) {
                     Ok(pid) => {
                         info!(child = %n.name, pid, "started");

@@ -192,7 +192,8 @@ impl Sim {
 
     fn schedule_exit(&mut self, pid: Pid, after: Duration, status: ExitStatus) {
         self.seq += 1;
-        self.pending.insert((self.now + after, self.seq), (pid, status));
+        self.pending
+            .insert((self.now + after, self.seq), (pid, status));
     }
 
     fn execute(&mut self, action: Action) {

@@ -15,7 +15,11 @@ const TERM: Signal = Signal::TERM;
 
 /// Process tables in OTP mode: `p("a", "")`, `p("t", "restart = \"transient\"")`.
 fn p(name: &str, extra: &str) -> String {
-    let shutdown = if extra.contains("shutdown =") { "" } else { "shutdown = \"1s\"\n" };
+    let shutdown = if extra.contains("shutdown =") {
+        ""
+    } else {
+        "shutdown = \"1s\"\n"
+    };
     format!("[process.{name}]\ncommand = [\"x\"]\nbackoff = \"none\"\n{shutdown}{extra}\n")
 }
 
@@ -31,17 +35,13 @@ fn root(strategy: &str, intensity: u32, period: &str, children: &[&str]) -> Stri
     )
 }
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
 fn code(c: i32) -> ExitStatus {
     ExitStatus::Code(c)
 }
 
 // ---------- B. Start-up ----------
 
-/// 6. `order_of_children`, `sup_start_normal`: start order is config order, not sorted.
+/// Case 6: `order_of_children`, `sup_start_normal`: start order is config order, not sorted.
 #[test]
 fn b06_order_of_children() {
     let names = ["ch7", "ch3", "ch10", "ch2", "ch5"];
@@ -49,11 +49,17 @@ fn b06_order_of_children() {
     let sim = Sim::new(&cfg).start();
     assert_eq!(
         sim.trace(),
-        lines(&["START ch7", "START ch3", "START ch10", "START ch2", "START ch5"])
+        lines(&[
+            "START ch7",
+            "START ch3",
+            "START ch10",
+            "START ch2",
+            "START ch5"
+        ])
     );
 }
 
-/// 6. An empty root starts, stays up, and exits 0 on SIGTERM.
+/// Case 6: An empty root starts, stays up, and exits 0 on SIGTERM.
 #[test]
 fn b06_empty_root() {
     let mut sim = Sim::new("children = []\n").start();
@@ -63,7 +69,7 @@ fn b06_empty_root() {
     assert_eq!(sim.run_to_exit(), 0);
 }
 
-/// 7. `faulty_application_shutdown`: a boot failure aborts and unwinds, no retry, no
+/// Case 7: `faulty_application_shutdown`: a boot failure aborts and unwinds, no retry, no
 /// intensity consulted.
 #[test]
 fn b07_boot_failure_aborts_and_unwinds() {
@@ -78,7 +84,7 @@ fn b07_boot_failure_aborts_and_unwinds() {
     );
 }
 
-/// 8. A boot failure inside a nested supervisor cascades to the root.
+/// Case 8: A boot failure inside a nested supervisor cascades to the root.
 #[test]
 fn b08_nested_boot_failure_cascades() {
     let cfg = root("one_for_one", 3, "5s", &["s1", "s2", "w"])
@@ -90,7 +96,9 @@ fn b08_nested_boot_failure_cascades() {
     assert_eq!(sim.run_to_exit(), 69);
     assert_eq!(
         sim.trace(),
-        lines(&["START x", "START y", "FAIL z", "TERM y", "TERM x", "EXIT 69"])
+        lines(&[
+            "START x", "START y", "FAIL z", "TERM y", "TERM x", "EXIT 69"
+        ])
     );
 }
 
@@ -100,7 +108,7 @@ fn one(extra: &str) -> String {
     root("one_for_one", 10, "3600s", &["a", "b"]) + &p("a", extra) + &p("b", "")
 }
 
-/// 10. `permanent_normal`: a permanent child that exits 0 is restarted and counted.
+/// Case 10: `permanent_normal`: a permanent child that exits 0 is restarted and counted.
 #[test]
 fn c10_permanent_normal() {
     let mut sim = Sim::new(&one("")).start();
@@ -109,7 +117,7 @@ fn c10_permanent_normal() {
     assert_eq!(sim.restarts_counted("root"), 1);
 }
 
-/// 11. `permanent_shutdown`: an external SIGTERM is "shutdown", still restarted when permanent.
+/// Case 11: `permanent_shutdown`: an external SIGTERM is "shutdown", still restarted when permanent.
 #[test]
 fn c11_permanent_shutdown() {
     let mut sim = Sim::new(&one("")).start();
@@ -120,7 +128,7 @@ fn c11_permanent_shutdown() {
     assert_eq!(sim.count("START a"), 2);
 }
 
-/// 12. `permanent_abnormal`.
+/// Case 12: `permanent_abnormal`.
 #[test]
 fn c12_permanent_abnormal() {
     let mut sim = Sim::new(&one("")).start();
@@ -130,7 +138,7 @@ fn c12_permanent_abnormal() {
     assert_eq!(sim.restarts_counted("root"), 2);
 }
 
-/// 13. `transient_normal`: not restarted, spec kept, nothing counted, siblings untouched.
+/// Case 13: `transient_normal`: not restarted, spec kept, nothing counted, siblings untouched.
 #[test]
 fn c13_transient_normal() {
     let mut sim = Sim::new(&one("restart = \"transient\"")).start();
@@ -144,7 +152,7 @@ fn c13_transient_normal() {
     assert_eq!(sim.exit, None);
 }
 
-/// 14. `transient_shutdown`: an external SIGTERM counts as normal for a transient child.
+/// Case 14: `transient_shutdown`: an external SIGTERM counts as normal for a transient child.
 #[test]
 fn c14_transient_shutdown() {
     let mut sim = Sim::new(&one("restart = \"transient\"")).start();
@@ -153,12 +161,15 @@ fn c14_transient_shutdown() {
     assert_eq!(sim.count("START a"), 1);
     assert_eq!(sim.state("a"), "stopped");
     // A configured shutdown-class code counts too.
-    let mut sim = Sim::new(&one("restart = \"transient\"\nsuccess_exit_codes = [0, 143]")).start();
+    let mut sim = Sim::new(&one(
+        "restart = \"transient\"\nsuccess_exit_codes = [0, 143]",
+    ))
+    .start();
     sim.exit_with("a", 143);
     assert_eq!(sim.count("START a"), 1);
 }
 
-/// 15. `transient_abnormal`: exit 3, SIGKILL and SIGSEGV restart a transient child; so
+/// Case 15: `transient_abnormal`: exit 3, SIGKILL and SIGSEGV restart a transient child; so
 /// does a stop signal other than SIGTERM (only SIGTERM is shutdown-class).
 #[test]
 fn c15_transient_abnormal() {
@@ -170,12 +181,17 @@ fn c15_transient_abnormal() {
     assert_eq!(sim.count("START a"), 5);
 }
 
-/// 16. `temporary_normal`, `temporary_shutdown`, `temporary_abnormal`,
+/// Case 16: `temporary_normal`, `temporary_shutdown`, `temporary_abnormal`,
 /// `do_not_save_child_specs_for_temporary_children`, under every strategy.
 #[test]
 fn c16_temporary_never_restarted() {
     for strategy in ["one_for_one", "one_for_all", "rest_for_one"] {
-        for status in [code(0), ExitStatus::Signaled(TERM), code(1), ExitStatus::Signaled(KILL)] {
+        for status in [
+            code(0),
+            ExitStatus::Signaled(TERM),
+            code(1),
+            ExitStatus::Signaled(KILL),
+        ] {
             let cfg = root(strategy, 10, "3600s", &["a", "b"])
                 + &p("a", "restart = \"temporary\"")
                 + &p("b", "");
@@ -194,10 +210,12 @@ fn c16_temporary_never_restarted() {
     }
 }
 
-/// 17. A temporary crash consumes no intensity, even with intensity 0.
+/// Case 17: A temporary crash consumes no intensity, even with intensity 0.
 #[test]
 fn c17_temporary_crash_costs_nothing() {
-    let cfg = root("one_for_one", 0, "5s", &["t", "p"]) + &p("t", "restart = \"temporary\"") + &p("p", "");
+    let cfg = root("one_for_one", 0, "5s", &["t", "p"])
+        + &p("t", "restart = \"temporary\"")
+        + &p("p", "");
     let mut sim = Sim::new(&cfg).start();
     let p = sim.pid("p");
     sim.kill("t", KILL);
@@ -208,7 +226,7 @@ fn c17_temporary_crash_costs_nothing() {
 
 // ---------- D. Restart intensity ----------
 
-/// 18. `one_for_one` (frequency part): give up on restart MaxR+1.
+/// Case 18: `one_for_one` (frequency part): give up on restart MaxR+1.
 #[test]
 fn d18_give_up_on_restart_max_plus_one() {
     let cfg = root("one_for_one", 2, "3600s", &["a", "b"]) + &ps(&["a", "b"]);
@@ -224,7 +242,7 @@ fn d18_give_up_on_restart_max_plus_one() {
     assert_eq!(sim.gave_up("root").as_deref(), Some("a"));
 }
 
-/// 19. Exactly MaxR restarts are tolerated.
+/// Case 19: Exactly MaxR restarts are tolerated.
 #[test]
 fn d19_exactly_intensity_is_tolerated() {
     let cfg = root("one_for_one", 3, "60s", &["a"]) + &ps(&["a"]);
@@ -239,17 +257,20 @@ fn d19_exactly_intensity_is_tolerated() {
     assert_eq!(sim.run_to_exit(), 75);
 }
 
-/// 20. `intensity = 0`: the first restart request gives up; nothing is respawned.
+/// Case 20: `intensity = 0`: the first restart request gives up; nothing is respawned.
 #[test]
 fn d20_intensity_zero() {
     let cfg = root("one_for_one", 0, "1s", &["a", "b"]) + &ps(&["a", "b"]);
     let mut sim = Sim::new(&cfg).start();
     sim.kill("a", KILL);
     assert_eq!(sim.run_to_exit(), 75);
-    assert_eq!(sim.trace(), lines(&["START a", "START b", "TERM b", "EXIT 75"]));
+    assert_eq!(
+        sim.trace(),
+        lines(&["START a", "START b", "TERM b", "EXIT 75"])
+    );
 }
 
-/// 21. `multiple_restarts`: restarts further apart than the period never accumulate.
+/// Case 21: `multiple_restarts`: restarts further apart than the period never accumulate.
 #[test]
 fn d21_spaced_restarts_never_accumulate() {
     let cfg = root("one_for_one", 1, "1s", &["a"]) + &p("a", "shutdown = \"brutal_kill\"");
@@ -264,7 +285,7 @@ fn d21_spaced_restarts_never_accumulate() {
     assert_eq!(sim.count("START a"), 5);
 }
 
-/// 22. A sliding window, not a cumulative counter.
+/// Case 22: A sliding window, not a cumulative counter.
 #[test]
 fn d22_sliding_window() {
     let cfg = root("one_for_one", 2, "5s", &["a"]) + &ps(&["a"]);
@@ -282,7 +303,7 @@ fn d22_sliding_window() {
     assert_eq!(sim.run_to_exit(), 75);
 }
 
-/// 23. `one_for_one_escalation`: failed restarts count, back to back.
+/// Case 23: `one_for_one_escalation`: failed restarts count, back to back.
 #[test]
 fn d23_failed_restarts_count_back_to_back() {
     let cfg = root("one_for_one", 4, "3600s", &["a", "b"]) + &ps(&["a", "b"]);
@@ -296,7 +317,10 @@ fn d23_failed_restarts_count_back_to_back() {
         sim.trace_from(m),
         lines(&["FAIL a", "FAIL a", "FAIL a", "FAIL a", "TERM b", "EXIT 75"])
     );
-    assert!(sim.times_of("FAIL a").iter().all(|&t| t == 0), "no delay in OTP mode");
+    assert!(
+        sim.times_of("FAIL a").iter().all(|&t| t == 0),
+        "no delay in OTP mode"
+    );
 }
 
 /// 23, with backoff: the same four attempts, separated by the backoff delays.
@@ -313,7 +337,7 @@ fn d23_failed_restarts_with_backoff() {
     assert_eq!(sim.times_of("FAIL a"), vec![1_000, 3_000, 7_000, 15_000]);
 }
 
-/// 24. `hanging_restart_loop`: a restart loop that never reaches the limit must not
+/// Case 24: `hanging_restart_loop`: a restart loop that never reaches the limit must not
 /// block shutdown; nothing starts after the stop.
 #[test]
 fn d24_restart_loop_does_not_block_shutdown() {
@@ -333,7 +357,7 @@ fn d24_restart_loop_does_not_block_shutdown() {
     assert_eq!(sim.trace_from(m), lines(&["EXIT 0"]));
 }
 
-/// 25. `hanging_restart_loop_rest_for_one`: later children stay down while the restart loops.
+/// Case 25: `hanging_restart_loop_rest_for_one`: later children stay down while the restart loops.
 #[test]
 fn d25_rest_for_one_loop_leaves_later_children_down() {
     let cfg = root("rest_for_one", 8, "10s", &["c1", "c2", "c3"])
@@ -355,7 +379,7 @@ fn d25_rest_for_one_loop_leaves_later_children_down() {
     assert_eq!(sim.trace().last().map(String::as_str), Some("START c3"));
 }
 
-/// 26. The budget is shared by all children.
+/// Case 26: The budget is shared by all children.
 #[test]
 fn d26_budget_is_shared() {
     let cfg = root("one_for_one", 2, "3600s", &["a", "b", "c"]) + &ps(&["a", "b", "c"]);
@@ -369,7 +393,7 @@ fn d26_budget_is_shared() {
 
 // ---------- E. Strategies ----------
 
-/// 27. `one_for_one` isolates siblings.
+/// Case 27: `one_for_one` isolates siblings.
 #[test]
 fn e27_one_for_one_isolates() {
     let cfg = root("one_for_one", 2, "3600s", &["a", "b"]) + &ps(&["a", "b"]);
@@ -381,7 +405,7 @@ fn e27_one_for_one_isolates() {
     assert_eq!(sim.pid("b"), b);
 }
 
-/// 28. `one_for_all`: base case, then give-up with reverse-order termination.
+/// Case 28: `one_for_all`: base case, then give-up with reverse-order termination.
 #[test]
 fn e28_one_for_all() {
     let cfg = root("one_for_all", 2, "3600s", &["a", "b"]) + &ps(&["a", "b"]);
@@ -397,7 +421,7 @@ fn e28_one_for_all() {
     assert_eq!(sim.trace_from(m), lines(&["TERM a", "EXIT 75"]));
 }
 
-/// 29. `one_for_all` ordering: sequential reverse-order termination, then in-order start.
+/// Case 29: `one_for_all` ordering: sequential reverse-order termination, then in-order start.
 #[test]
 fn e29_one_for_all_ordering() {
     let cfg = root("one_for_all", 5, "3600s", &["a", "b", "c", "d"]) + &ps(&["a", "b", "c", "d"]);
@@ -411,14 +435,16 @@ fn e29_one_for_all_ordering() {
     sim.run_ms(5_000);
     assert_eq!(
         sim.trace_from(m),
-        lines(&["TERM d", "TERM c", "TERM a", "START a", "START b", "START c", "START d"])
+        lines(&[
+            "TERM d", "TERM c", "TERM a", "START a", "START b", "START c", "START d"
+        ])
     );
     assert_eq!(sim.times_of("TERM d"), vec![0]);
     assert_eq!(sim.times_of("TERM c"), vec![500], "after d died");
     assert_eq!(sim.times_of("TERM a"), vec![1_000], "after c died");
 }
 
-/// 30. `one_for_all_escalation`: every retry re-runs the whole group.
+/// Case 30: `one_for_all_escalation`: every retry re-runs the whole group.
 #[test]
 fn e30_one_for_all_escalation() {
     let cfg = root("one_for_all", 4, "3600s", &["a", "b"]) + &ps(&["a", "b"]);
@@ -436,7 +462,7 @@ fn e30_one_for_all_escalation() {
     assert_eq!(sim.trace_from(m), lines(&expect));
 }
 
-/// 31. `one_for_all_other_child_fails_restart`.
+/// Case 31: `one_for_all_other_child_fails_restart`.
 #[test]
 fn e31_one_for_all_other_child_fails_restart() {
     let cfg = root("one_for_all", 3, "3600s", &["c1", "c2"]) + &ps(&["c1", "c2"]);
@@ -448,13 +474,15 @@ fn e31_one_for_all_other_child_fails_restart() {
     sim.run_ms(1_000);
     assert_eq!(
         sim.trace_from(m),
-        lines(&["TERM c2", "START c1", "FAIL c2", "TERM c1", "START c1", "START c2"])
+        lines(&[
+            "TERM c2", "START c1", "FAIL c2", "TERM c1", "START c1", "START c2"
+        ])
     );
     assert_eq!(sim.restarts_counted("root"), 2);
     assert_eq!(sim.exit, None);
 }
 
-/// 32. `rest_for_one`: base case and give-up.
+/// Case 32: `rest_for_one`: base case and give-up.
 #[test]
 fn e32_rest_for_one() {
     let cfg = root("rest_for_one", 2, "3600s", &["c1", "c2", "c3"]) + &ps(&["c1", "c2", "c3"]);
@@ -462,14 +490,17 @@ fn e32_rest_for_one() {
     let c1 = sim.pid("c1");
     let m = sim.mark();
     sim.kill("c2", KILL);
-    assert_eq!(sim.trace_from(m), lines(&["TERM c3", "START c2", "START c3"]));
+    assert_eq!(
+        sim.trace_from(m),
+        lines(&["TERM c3", "START c2", "START c3"])
+    );
     assert_eq!(sim.pid("c1"), c1);
     sim.kill("c3", KILL);
     sim.kill("c2", KILL);
     assert_eq!(sim.run_to_exit(), 75);
 }
 
-/// 33. `order_of_children`: rest_for_one termination and restart order; stop order.
+/// Case 33: `order_of_children`: rest_for_one termination and restart order; stop order.
 #[test]
 fn e33_rest_for_one_order() {
     let names = ["ch7", "ch3", "ch10", "ch2", "ch5"];
@@ -480,7 +511,13 @@ fn e33_rest_for_one_order() {
     sim.kill("ch10", KILL);
     assert_eq!(
         sim.trace_from(m),
-        lines(&["TERM ch5", "TERM ch2", "START ch10", "START ch2", "START ch5"])
+        lines(&[
+            "TERM ch5",
+            "TERM ch2",
+            "START ch10",
+            "START ch2",
+            "START ch5"
+        ])
     );
     assert_eq!((sim.pid("ch7"), sim.pid("ch3")), (ch7, ch3));
     let m = sim.mark();
@@ -488,11 +525,18 @@ fn e33_rest_for_one_order() {
     assert_eq!(sim.run_to_exit(), 0);
     assert_eq!(
         sim.trace_from(m),
-        lines(&["TERM ch5", "TERM ch2", "TERM ch10", "TERM ch3", "TERM ch7", "EXIT 0"])
+        lines(&[
+            "TERM ch5",
+            "TERM ch2",
+            "TERM ch10",
+            "TERM ch3",
+            "TERM ch7",
+            "EXIT 0"
+        ])
     );
 }
 
-/// 34. `rest_for_one_escalation`: retries split at the failing child.
+/// Case 34: `rest_for_one_escalation`: retries split at the failing child.
 #[test]
 fn e34_rest_for_one_escalation() {
     let cfg = root("rest_for_one", 4, "3600s", &["a", "b"]) + &ps(&["a", "b"]);
@@ -504,11 +548,13 @@ fn e34_rest_for_one_escalation() {
     assert_eq!(sim.run_to_exit(), 75);
     assert_eq!(
         sim.trace_from(m),
-        lines(&["TERM b", "START a", "FAIL b", "FAIL b", "FAIL b", "FAIL b", "TERM a", "EXIT 75"])
+        lines(&[
+            "TERM b", "START a", "FAIL b", "FAIL b", "FAIL b", "FAIL b", "TERM a", "EXIT 75"
+        ])
     );
 }
 
-/// 35. `rest_for_one_other_child_fails_restart`: the retry starts only the failed child.
+/// Case 35: `rest_for_one_other_child_fails_restart`: the retry starts only the failed child.
 #[test]
 fn e35_rest_for_one_other_child_fails_restart() {
     let cfg = root("rest_for_one", 3, "3600s", &["c1", "c2"]) + &ps(&["c1", "c2"]);
@@ -524,7 +570,7 @@ fn e35_rest_for_one_other_child_fails_restart() {
     );
 }
 
-/// 36. `temporary_bystander`: temporary siblings taken down by a group restart are gone.
+/// Case 36: `temporary_bystander`: temporary siblings taken down by a group restart are gone.
 #[test]
 fn e36_temporary_bystander() {
     for strategy in ["one_for_all", "rest_for_one"] {
@@ -535,16 +581,22 @@ fn e36_temporary_bystander() {
         let m = sim.mark();
         sim.exit_with("c1", 0);
         sim.run_ms(350);
-        assert_eq!(sim.trace_from(m), lines(&["TERM c2", "START c1"]), "{strategy}");
+        assert_eq!(
+            sim.trace_from(m),
+            lines(&["TERM c2", "START c1"]),
+            "{strategy}"
+        );
         assert_eq!(sim.state("c2"), "removed");
         assert_eq!(sim.exit, None);
     }
 }
 
-/// 37. Group restarts also start stopped non-temporary children (OTP `tree`, supchild3).
+/// Case 37: Group restarts also start stopped non-temporary children (OTP `tree`, supchild3).
 #[test]
 fn e37_group_restart_starts_stopped_children() {
-    let cfg = root("one_for_all", 5, "3600s", &["a", "t"]) + &p("a", "") + &p("t", "restart = \"transient\"");
+    let cfg = root("one_for_all", 5, "3600s", &["a", "t"])
+        + &p("a", "")
+        + &p("t", "restart = \"transient\"");
     let mut sim = Sim::new(&cfg).start();
     sim.exit_with("t", 0);
     assert_eq!(sim.state("t"), "stopped");
@@ -553,10 +605,12 @@ fn e37_group_restart_starts_stopped_children() {
     assert_eq!(sim.trace_from(m), lines(&["START a", "START t"]));
 }
 
-/// 38. A transient normal exit under `one_for_all` disturbs no one; an abnormal one does.
+/// Case 38: A transient normal exit under `one_for_all` disturbs no one; an abnormal one does.
 #[test]
 fn e38_transient_under_one_for_all() {
-    let cfg = root("one_for_all", 5, "3600s", &["a", "t"]) + &p("a", "") + &p("t", "restart = \"transient\"");
+    let cfg = root("one_for_all", 5, "3600s", &["a", "t"])
+        + &p("a", "")
+        + &p("t", "restart = \"transient\"");
     let mut sim = Sim::new(&cfg).start();
     let a = sim.pid("a");
     sim.exit_with("t", 0);
@@ -571,7 +625,7 @@ fn e38_transient_under_one_for_all() {
 
 // ---------- F. Shutdown ----------
 
-/// 41. `sup_stop_infinity`: `infinity` waits for as long as it takes, never SIGKILL.
+/// Case 41: `sup_stop_infinity`: `infinity` waits for as long as it takes, never SIGKILL.
 #[test]
 fn f41_infinity_waits() {
     let cfg = root("one_for_one", 3, "5s", &["c1", "c2"])
@@ -588,25 +642,28 @@ fn f41_infinity_waits() {
     assert_eq!(sim.times_of("TERM w"), vec![8_000]);
 }
 
-/// 42. `sup_stop_timeout`: the grace ends in SIGKILL; only then the next child.
+/// Case 42: `sup_stop_timeout`: the grace ends in SIGKILL; only then the next child.
 #[test]
 fn f42_timeout_escalates_to_kill() {
     let cfg = root("one_for_one", 3, "5s", &["c1", "c2"]) + &ps(&["c1", "c2"]);
-    let mut sim = Sim::new(&cfg)
-        .with("c2", Behaviour::ignore_stop())
-        .start();
+    let mut sim = Sim::new(&cfg).with("c2", Behaviour::ignore_stop()).start();
     let m = sim.mark();
     sim.stop();
     assert_eq!(sim.run_to_exit(), 0);
-    assert_eq!(sim.trace_from(m), lines(&["TERM c2", "KILL c2", "TERM c1", "EXIT 0"]));
+    assert_eq!(
+        sim.trace_from(m),
+        lines(&["TERM c2", "KILL c2", "TERM c1", "EXIT 0"])
+    );
     assert_eq!(sim.times_of("KILL c2"), vec![1_000]);
     assert_eq!(sim.times_of("TERM c1"), vec![1_000]);
 }
 
-/// 43. `sup_stop_brutal_kill`: only SIGKILL, never the stop signal.
+/// Case 43: `sup_stop_brutal_kill`: only SIGKILL, never the stop signal.
 #[test]
 fn f43_brutal_kill() {
-    let cfg = root("one_for_one", 3, "5s", &["c1", "c2"]) + &p("c1", "") + &p("c2", "shutdown = \"brutal_kill\"");
+    let cfg = root("one_for_one", 3, "5s", &["c1", "c2"])
+        + &p("c1", "")
+        + &p("c2", "shutdown = \"brutal_kill\"");
     let mut sim = Sim::new(&cfg).start();
     let m = sim.mark();
     sim.stop();
@@ -614,7 +671,7 @@ fn f43_brutal_kill() {
     assert_eq!(sim.trace_from(m), lines(&["KILL c2", "TERM c1", "EXIT 0"]));
 }
 
-/// 44. Termination is sequential: the sum of the children's stop times.
+/// Case 44: Termination is sequential: the sum of the children's stop times.
 #[test]
 fn f44_termination_is_sequential() {
     let cfg = root("one_for_one", 3, "5s", &["a", "b", "c"])
@@ -634,7 +691,7 @@ fn f44_termination_is_sequential() {
     assert_eq!(sim.times_of("EXIT 0"), vec![3_000]);
 }
 
-/// 45. Nested shutdown is depth-first, right to left.
+/// Case 45: Nested shutdown is depth-first, right to left.
 #[test]
 fn f45_nested_shutdown_order() {
     let cfg = root("one_for_one", 3, "5s", &["s1", "w"])
@@ -644,10 +701,13 @@ fn f45_nested_shutdown_order() {
     let m = sim.mark();
     sim.stop();
     assert_eq!(sim.run_to_exit(), 0);
-    assert_eq!(sim.trace_from(m), lines(&["TERM w", "TERM y", "TERM x", "EXIT 0"]));
+    assert_eq!(
+        sim.trace_from(m),
+        lines(&["TERM w", "TERM y", "TERM x", "EXIT 0"])
+    );
 }
 
-/// 47. `sup_stop_race`: children exiting by themselves during shutdown disturb nothing,
+/// Case 47: `sup_stop_race`: children exiting by themselves during shutdown disturb nothing,
 /// and nothing starts after the stop.
 #[test]
 fn f47_children_exit_during_shutdown() {
@@ -659,8 +719,15 @@ fn f47_children_exit_during_shutdown() {
         for how in ["0", "term", "143", "1"] {
             i += 1;
             let n = format!("k{i}");
-            let codes = if how == "143" { "success_exit_codes = [0, 143]" } else { "" };
-            cfg += &p(&n, &format!("restart = \"{restart}\"\nshutdown = \"5s\"\n{codes}"));
+            let codes = if how == "143" {
+                "success_exit_codes = [0, 143]"
+            } else {
+                ""
+            };
+            cfg += &p(
+                &n,
+                &format!("restart = \"{restart}\"\nshutdown = \"5s\"\n{codes}"),
+            );
             names.push(n);
         }
     }
@@ -671,7 +738,11 @@ fn f47_children_exit_during_shutdown() {
     let mut sim = Sim::new(&cfg)
         .with("z", Behaviour::stop_after(1_000))
         .start();
-    let starts = sim.trace().iter().filter(|l| l.starts_with("START")).count();
+    let starts = sim
+        .trace()
+        .iter()
+        .filter(|l| l.starts_with("START"))
+        .count();
     sim.stop();
     sim.run_ms(200);
     // The twelve exit by themselves, each its own way, while z is still stopping.
@@ -687,7 +758,11 @@ fn f47_children_exit_during_shutdown() {
         }
     }
     assert_eq!(sim.run_to_exit(), 0);
-    let after = sim.trace().iter().filter(|l| l.starts_with("START")).count();
+    let after = sim
+        .trace()
+        .iter()
+        .filter(|l| l.starts_with("START"))
+        .count();
     assert_eq!(after, starts, "no START after the stop");
     assert_eq!(sim.trace().last().map(String::as_str), Some("EXIT 0"));
     assert!(sim.times_of("TERM a")[0] >= 1_000);
@@ -703,7 +778,10 @@ fn f_shutdown_timeout_kills_what_is_left() {
     let mut sim = Sim::new(&cfg).with("b", Behaviour::ignore_stop()).start();
     sim.stop();
     assert_eq!(sim.run_to_exit(), 0);
-    assert_eq!(sim.trace()[2..], lines(&["TERM b", "KILL b", "KILL a", "EXIT 0"]));
+    assert_eq!(
+        sim.trace()[2..],
+        lines(&["TERM b", "KILL b", "KILL a", "EXIT 0"])
+    );
     assert_eq!(sim.times_of("KILL b"), vec![3_000]);
 }
 
@@ -720,11 +798,14 @@ fn f_second_stop_kills_at_once() {
     assert_eq!(sim.exit, None);
     sim.kill_all();
     assert_eq!(sim.run_to_exit(), 0);
-    assert_eq!(sim.trace()[2..], lines(&["TERM b", "KILL b", "KILL x", "EXIT 0"]));
+    assert_eq!(
+        sim.trace()[2..],
+        lines(&["TERM b", "KILL b", "KILL x", "EXIT 0"])
+    );
     assert_eq!(sim.alive_count(), 0);
 }
 
-/// 49. Exits of unknown pids (adopted orphans) are ignored, even with intensity 0.
+/// Case 49: Exits of unknown pids (adopted orphans) are ignored, even with intensity 0.
 #[test]
 fn f49_orphan_exits_are_ignored() {
     let cfg = root("one_for_one", 0, "5s", &["c"]) + &ps(&["c"]);
@@ -747,23 +828,36 @@ fn f_stop_during_initial_start() {
     assert_eq!(sim.run_to_exit(), 0);
     assert_eq!(
         sim.trace(),
-        lines(&["START a", "START x", "START y", "TERM y", "TERM x", "TERM a", "EXIT 0"])
+        lines(&[
+            "START a", "START x", "START y", "TERM y", "TERM x", "TERM a", "EXIT 0"
+        ])
     );
 }
 
 // ---------- G. Significant children and auto_shutdown ----------
 
 fn sig_cfg(strategy: &str, mode: &str, restart: &str) -> String {
-    root(strategy, 5, "5s", &["c1", "c2", "c3"]).replace("children", &format!("auto_shutdown = \"{mode}\"\nchildren"))
-        + &p("c1", &format!("restart = \"{restart}\"\nsignificant = true"))
-        + &p("c2", &format!("restart = \"{restart}\"\nsignificant = true"))
+    root(strategy, 5, "5s", &["c1", "c2", "c3"])
+        .replace("children", &format!("auto_shutdown = \"{mode}\"\nchildren"))
+        + &p(
+            "c1",
+            &format!("restart = \"{restart}\"\nsignificant = true"),
+        )
+        + &p(
+            "c2",
+            &format!("restart = \"{restart}\"\nsignificant = true"),
+        )
         + &p("c3", &format!("restart = \"{restart}\""))
 }
 
-/// 50. `significant_temporary`: any_significant; vigil exits with the trigger's status.
+/// Case 50: `significant_temporary`: any_significant; vigil exits with the trigger's status.
 #[test]
 fn g50_any_significant_temporary() {
-    for (status, exit) in [(ExitStatus::Signaled(KILL), 137), (code(1), 1), (code(0), 0)] {
+    for (status, exit) in [
+        (ExitStatus::Signaled(KILL), 137),
+        (code(1), 1),
+        (code(0), 0),
+    ] {
         let mut sim = Sim::new(&sig_cfg("one_for_one", "any_significant", "temporary")).start();
         let m = sim.mark();
         match status {
@@ -778,7 +872,7 @@ fn g50_any_significant_temporary() {
     }
 }
 
-/// 51. `significant_temporary`/`significant_transient`: all_significant waits for all.
+/// Case 51: `significant_temporary`/`significant_transient`: all_significant waits for all.
 #[test]
 fn g51_all_significant() {
     for restart in ["temporary", "transient"] {
@@ -793,7 +887,7 @@ fn g51_all_significant() {
     }
 }
 
-/// 52. `significant_transient`: abnormal exits restart; the normal one shuts down.
+/// Case 52: `significant_transient`: abnormal exits restart; the normal one shuts down.
 #[test]
 fn g52_any_significant_transient() {
     let mut sim = Sim::new(&sig_cfg("one_for_one", "any_significant", "transient")).start();
@@ -807,12 +901,17 @@ fn g52_any_significant_transient() {
     assert_eq!(sim.trace_from(m), lines(&["TERM c3", "TERM c2", "EXIT 0"]));
 }
 
-/// 53. `nonsignificant_temporary`, `nonsignificant_transient`.
+/// Case 53: `nonsignificant_temporary`, `nonsignificant_transient`.
 #[test]
 fn g53_nonsignificant_never_trigger() {
     for mode in ["never", "any_significant", "all_significant"] {
         for restart in ["temporary", "transient"] {
-            for status in [code(0), ExitStatus::Signaled(TERM), code(1), ExitStatus::Signaled(KILL)] {
+            for status in [
+                code(0),
+                ExitStatus::Signaled(TERM),
+                code(1),
+                ExitStatus::Signaled(KILL),
+            ] {
                 let cfg = root("one_for_one", 5, "5s", &["n", "o"])
                     .replace("children", &format!("auto_shutdown = \"{mode}\"\nchildren"))
                     + &p("n", &format!("restart = \"{restart}\""))
@@ -826,13 +925,17 @@ fn g53_nonsignificant_never_trigger() {
                 assert_eq!(sim.exit, None, "{mode} {restart} {status}");
                 let abnormal = matches!(status, ExitStatus::Code(1) | ExitStatus::Signaled(KILL));
                 let restarted = restart == "transient" && abnormal;
-                assert_eq!(sim.count("START n"), 1 + restarted as usize, "{mode} {restart} {status}");
+                assert_eq!(
+                    sim.count("START n"),
+                    1 + restarted as usize,
+                    "{mode} {restart} {status}"
+                );
             }
         }
     }
 }
 
-/// 54. `significant_bystander`: group-restart terminations never trigger auto-shutdown.
+/// Case 54: `significant_bystander`: group-restart terminations never trigger auto-shutdown.
 #[test]
 fn g54_significant_bystander() {
     for strategy in ["one_for_one", "one_for_all", "rest_for_one"] {
@@ -861,10 +964,11 @@ fn g54_significant_bystander() {
     }
 }
 
-/// 55. `significant_escalation`: auto-shutdown escalates through significant supervisors.
+/// Case 55: `significant_escalation`: auto-shutdown escalates through significant supervisors.
 #[test]
 fn g55_significant_escalation() {
-    let cfg = root("one_for_one", 1, "5s", &["b"]).replace("children", "auto_shutdown = \"any_significant\"\nchildren")
+    let cfg = root("one_for_one", 1, "5s", &["b"])
+        .replace("children", "auto_shutdown = \"any_significant\"\nchildren")
         + "[supervisor.b]\nintensity = 1\nrestart = \"transient\"\nsignificant = true\nauto_shutdown = \"any_significant\"\nchildren = [\"c\"]\n"
         + &p("c", "restart = \"transient\"\nsignificant = true");
     let mut sim = Sim::new(&cfg).start();
@@ -904,7 +1008,7 @@ fn g_exit_code_follows_the_trigger_through_supervisors() {
 
 // ---------- H. Nested supervisors and escalation ----------
 
-/// 56. `tree`: a subtree's give-up escalates into a `one_for_all` parent.
+/// Case 56: `tree`: a subtree's give-up escalates into a `one_for_all` parent.
 #[test]
 fn h56_tree() {
     let cfg = root("one_for_all", 4, "3600s", &["s1", "s2", "s3"])
@@ -913,7 +1017,10 @@ fn h56_tree() {
         + "[supervisor.s3]\nrestart = \"transient\"\nchildren = []\n"
         + &ps(&["w1", "w2", "w3", "w4"]);
     let mut sim = Sim::new(&cfg)
-        .with("w3", Behaviour::exits(|n| (2..=4).contains(&n).then_some((Duration::ZERO, code(1)))))
+        .with(
+            "w3",
+            Behaviour::exits(|n| (2..=4).contains(&n).then_some((Duration::ZERO, code(1)))),
+        )
         .start();
     let pids: Vec<_> = ["w1", "w2", "w3"].iter().map(|n| sim.pid(n)).collect();
     let m = sim.mark();
@@ -927,7 +1034,7 @@ fn h56_tree() {
         sim.trace_from(m),
         lines(&[
             "START w3", "START w3", "START w3", // invocations 2-4 crash at once
-            "TERM w4", // s2 gives up
+            "TERM w4",  // s2 gives up
             "TERM w2", "TERM w1", // root one_for_all: s3 (empty), then s1
             "START w1", "START w2", "START w3", "START w4",
         ])
@@ -938,7 +1045,7 @@ fn h56_tree() {
     assert_eq!(sim.exit, None);
 }
 
-/// 57. Budgets multiply; escalation reaches the root and sets the exit code.
+/// Case 57: Budgets multiply; escalation reaches the root and sets the exit code.
 #[test]
 fn h57_budgets_multiply() {
     let cfg = root("one_for_one", 1, "3600s", &["b"])
@@ -953,12 +1060,14 @@ fn h57_budgets_multiply() {
     assert_eq!(sim.gave_up("root").as_deref(), Some("b"));
 }
 
-/// 58. A transient child supervisor that gives up is not restarted; a temporary one is removed.
+/// Case 58: A transient child supervisor that gives up is not restarted; a temporary one is removed.
 #[test]
 fn h58_transient_supervisor_gives_up_quietly() {
     for restart in ["transient", "temporary"] {
         let cfg = root("one_for_one", 5, "3600s", &["b", "x"])
-            + &format!("[supervisor.b]\nintensity = 1\nperiod = \"3600s\"\nrestart = \"{restart}\"\nchildren = [\"w\"]\n")
+            + &format!(
+                "[supervisor.b]\nintensity = 1\nperiod = \"3600s\"\nrestart = \"{restart}\"\nchildren = [\"w\"]\n"
+            )
             + &ps(&["w", "x"]);
         let mut sim = Sim::new(&cfg)
             .with("w", Behaviour::exits(|_| Some((Duration::ZERO, code(1)))))
@@ -969,7 +1078,11 @@ fn h58_transient_supervisor_gives_up_quietly() {
         assert_eq!(sim.restarts_counted("root"), 0);
         assert_eq!(sim.pid("x"), x);
         assert_eq!(sim.exit, None);
-        let expect = if restart == "transient" { "stopped" } else { "removed" };
+        let expect = if restart == "transient" {
+            "stopped"
+        } else {
+            "removed"
+        };
         assert_eq!(sim.state("b"), expect);
     }
 }
@@ -1021,7 +1134,10 @@ fn backoff_jitter_is_deterministic_and_bounded() {
         + "[process.a]\ncommand = [\"x\"]\nbackoff = { initial = \"1s\", max = \"60s\", jitter = 0.5 }\n";
     let run = || {
         let mut sim = Sim::new(&cfg)
-            .with("a", Behaviour::exits(|n| (n <= 5).then_some((Duration::ZERO, code(1)))))
+            .with(
+                "a",
+                Behaviour::exits(|n| (n <= 5).then_some((Duration::ZERO, code(1)))),
+            )
             .start();
         sim.run_ms(200_000);
         sim.times_of("START a")
@@ -1032,7 +1148,10 @@ fn backoff_jitter_is_deterministic_and_bounded() {
     for (i, w) in a.windows(2).enumerate() {
         let base = 1_000u128 << i;
         let gap = w[1] - w[0];
-        assert!(gap >= base / 2 && gap <= base * 3 / 2, "gap {gap} for base {base}");
+        assert!(
+            gap >= base / 2 && gap <= base * 3 / 2,
+            "gap {gap} for base {base}"
+        );
     }
 }
 

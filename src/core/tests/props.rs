@@ -95,7 +95,13 @@ fn config(root: &Sup, nested: &Sup, procs: &[Proc], split: usize) -> String {
     let sub_sig = nested.restart != "permanent" && root.auto != "never";
     out += &format!(
         "[supervisor.sub]\nstrategy = \"{}\"\nintensity = {}\nperiod = \"{}s\"\nauto_shutdown = \"{}\"\nrestart = \"{}\"\nsignificant = {}\nchildren = {:?}\n",
-        nested.strategy, nested.intensity, nested.period_s, nested.auto, nested.restart, sub_sig, sub_children
+        nested.strategy,
+        nested.intensity,
+        nested.period_s,
+        nested.auto,
+        nested.restart,
+        sub_sig,
+        sub_children
     );
     for (i, p) in procs.iter().enumerate() {
         let parent_auto = if i < split { root.auto } else { nested.auto };
