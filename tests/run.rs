@@ -514,6 +514,65 @@ fn a_crashing_permanent_child_is_restarted() {
 }
 
 #[test]
+fn a_crash_loop_with_the_default_backoff_and_intensity_exits_75_within_a_second() {
+    // Defaults: 3 restarts in 5 s, backoff 100 ms doubling (+/- 10%). A child that crashes
+    // at once is restarted after ~0.1, 0.2 and 0.4 s; its fourth crash gives up.
+    let dir = TestDir::new();
+    let toml = format!(
+        "children = [\"crasher\"]\n{}",
+        process(&dir, "crasher", &["--exit-after", "0", "--code", "1"], "")
+    );
+    let mut d = run_tree(&dir, &toml);
+    assert_eq!(d.wait_exit(TIMEOUT), 75);
+    let ev = dir.read_events();
+    let starts = ev.of("START", "crasher");
+    assert_eq!(starts.len(), 4, "{:?}", ev.lines());
+    let gaps: Vec<u128> = starts.windows(2).map(|w| w[1].t_ms - w[0].t_ms).collect();
+    // Each delay at least 90% of 100, 200, 400 ms (minus 1 ms of clock truncation), and
+    // the whole loop over well within the 5 s window.
+    for (gap, base) in gaps.iter().zip([100u128, 200, 400]) {
+        assert!(*gap + 1 >= base * 9 / 10, "gaps {gaps:?}");
+    }
+    assert!(gaps.iter().sum::<u128>() < 3000, "gaps {gaps:?}");
+    let l = log(&d);
+    assert_eq!(l.matches("restart scheduled").count(), 3, "{l}");
+}
+
+#[test]
+fn rest_for_one_restarts_the_children_started_after_the_crashed_one() {
+    let dir = TestDir::new();
+    let mut toml = String::from("strategy = \"rest_for_one\"\nchildren = [\"a\", \"b\", \"c\"]\n");
+    for n in ["a", "b", "c"] {
+        toml += &process(&dir, n, &["--on-term", "exit:0"], "backoff = \"none\"");
+    }
+    let mut d = run_tree(&dir, &toml);
+    let ev = wait_started(&dir, &["a", "b", "c"]);
+    kill(ev.starts("b")[0], libc::SIGKILL);
+    let ev = dir.wait_events("b and c restarted", TIMEOUT, |e| {
+        e.count("START", "b") == 2 && e.count("START", "c") == 2
+    });
+    assert_eq!(ev.starts("a").len(), 1, "a is untouched");
+    assert!(ev.signals("a").is_empty());
+    // c was stopped with its stop signal before b came back.
+    assert_eq!(ev.signals("c"), vec!["SIGTERM"]);
+    let l = log(&d);
+    assert_eq!(
+        logged_names(&l, "started"),
+        strs(&["a", "b", "c", "b", "c"]),
+        "b, then c, started again in order: {l}"
+    );
+    d.signal_vigil(libc::SIGTERM);
+    assert_eq!(d.wait_exit(TIMEOUT), 0);
+    let ev = dir.read_events();
+    assert_eq!(
+        signal_order(&ev),
+        strs(&["c", "c", "b", "a"]),
+        "{:?}",
+        ev.lines()
+    );
+}
+
+#[test]
 fn intensity_exceeded_exits_75_and_stops_the_others() {
     let dir = TestDir::new();
     let toml = format!(
@@ -961,6 +1020,55 @@ fn children_get_env_overrides_and_cwd() {
     assert_eq!(d.wait_exit(TIMEOUT), 0);
 }
 
+#[test]
+fn children_run_as_the_configured_user_and_group() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping children_run_as_the_configured_user_and_group: needs root");
+        return;
+    }
+    let dir = TestDir::new();
+    // The child, running as nobody, must be able to enter the directory and write events.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let toml = format!(
+        "children = [\"n\", \"g\"]\n{}{}",
+        process(
+            &dir,
+            "n",
+            &["--report-ids", "--on-term", "exit:0"],
+            "user = \"65534\""
+        ),
+        process(
+            &dir,
+            "g",
+            &["--report-ids", "--on-term", "exit:0"],
+            "user = \"65534\"\ngroup = \"1234\""
+        ),
+    );
+    let mut d = run_tree(&dir, &toml);
+    let ev = dir.wait_events("IDS", TIMEOUT, |e| {
+        e.count("IDS", "n") == 1 && e.count("IDS", "g") == 1
+    });
+    let ids = |n: &str| ev.first("IDS", n).unwrap().args.clone();
+    let n = ids("n");
+    assert_eq!(n[0], "uid=65534", "{n:?}");
+    assert_eq!(n[1], "gid=65534", "the user's primary group: {n:?}");
+    assert!(
+        !n[2].split([',', '=']).any(|g| g == "0"),
+        "root's groups dropped: {n:?}"
+    );
+    let g = ids("g");
+    assert_eq!(g[0], "uid=65534", "{g:?}");
+    assert_eq!(g[1], "gid=1234", "{g:?}");
+    assert!(!g[2].split([',', '=']).any(|x| x == "0"), "{g:?}");
+    d.signal_vigil(libc::SIGTERM);
+    assert_eq!(d.wait_exit(TIMEOUT), 0);
+}
+
 /// Parses a `SIGSTATE` event's `blk=HEX ign=HEX` fields.
 fn sigstate(e: &Event) -> (u64, u64) {
     let f = |k: &str| {
@@ -1049,6 +1157,83 @@ fn children_start_with_clean_signal_state_and_only_stdio() {
     kill(guard.pid(), libc::SIGTERM);
     assert_eq!(guard.wait_exit(TIMEOUT), 0);
     drop(held);
+}
+
+#[test]
+fn vigil_acts_on_signals_it_was_started_with_blocked() {
+    // A launcher that execs vigil with SIGCHLD, SIGTERM and SIGUSR1 blocked (the mask
+    // survives exec). vigil must still reap and restart its children, and stop on
+    // SIGTERM: it acts on these signals, so it has to unblock them.
+    let dir = TestDir::new();
+    let inv = dir.join("invocations");
+    let toml = format!(
+        "children = [\"p\"]\n{}",
+        process(
+            &dir,
+            "p",
+            &[
+                "--invocation-file",
+                inv.to_str().unwrap(),
+                "--fail-invocations",
+                "1..1",
+                "--on-term",
+                "exit:0",
+            ],
+            "backoff = \"none\"",
+        ),
+    );
+    let cfg = write_config(&dir, &toml);
+    let stderr = dir.join("vigil-stderr");
+    let mut cmd = Command::new(vigil());
+    cmd.arg("run")
+        .arg(&cfg)
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .env_remove("VIGIL_TEST_EVENTS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap());
+    // SAFETY: sigprocmask is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for sig in [libc::SIGCHLD, libc::SIGTERM, libc::SIGUSR1] {
+                libc::sigaddset(&mut set, sig);
+            }
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let mut guard = Guard {
+        child: cmd.spawn().expect("spawn vigil"),
+        extra: Vec::new(),
+        stderr,
+    };
+    let first = dir.wait_events("p's first exit", TIMEOUT, |e| e.count("EXIT", "p") == 1);
+    let first = first.starts("p")[0];
+    // The first incarnation exited 1: vigil must reap it (no zombie) and restart it.
+    // Short waits: when this fails, it fails in 9 s rather than 30.
+    const WAIT: Duration = Duration::from_secs(3);
+    let vigil = guard.pid();
+    let reaped = try_wait_for(WAIT, || {
+        (!zombie_children(vigil).contains(&first)).then_some(())
+    });
+    let restarted = try_wait_for(WAIT, || {
+        (dir.read_events().count("START", "p") == 2).then_some(())
+    });
+    kill(vigil, libc::SIGTERM);
+    let stopped = try_wait_for(WAIT, || guard.child.try_wait().expect("try_wait"));
+    assert!(
+        reaped.is_some() && restarted.is_some() && stopped.is_some(),
+        "started with SIGCHLD/SIGTERM blocked: reaped the crashed child: {}, restarted it: {}, \
+         stopped on SIGTERM: {}\n--- vigil stderr ---\n{}",
+        reaped.is_some(),
+        restarted.is_some(),
+        stopped.is_some(),
+        guard.stderr_text()
+    );
+    assert_eq!(stopped.unwrap().code(), Some(0));
 }
 
 fn guard_wait_log(g: &Guard, what: &str) {
