@@ -13,6 +13,8 @@
 
 mod raw;
 mod render;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 use std::fmt;

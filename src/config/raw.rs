@@ -1,77 +1,134 @@
-//! Pass 1: the spanned TOML document → raw tables with typed, located values.
+//! Pass 1: the spanned TOML document → raw supervisor and process tables.
 //!
-//! Every key is read with its expected type; unknown keys and ill-typed values are
-//! reported and skipped, so one bad value never hides another. This pass knows nothing
-//! about names referring to each other: that is [`super::validate`].
+//! Reads every known key with its type and range, and rejects unknown keys, without
+//! stopping at the first problem: a bad value becomes [`Field::Bad`] (its error is already
+//! recorded) so that later checks can skip it instead of piling up follow-on errors. This
+//! pass never resolves names; [`super::validate`] does that.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::Cx;
-use crate::spec::{AutoShutdown, Backoff, Restart, Shutdown, Signal, Strategy};
+use crate::spec::{AutoShutdown, Backoff, ROOT_NAME, Restart, Shutdown, Signal, Strategy};
 
-/// A value and the byte offset where it was written.
-#[derive(Clone, Debug)]
-pub(crate) struct At<T> {
-    pub v: T,
-    pub at: usize,
+/// One setting as read from the file.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Field<T> {
+    /// The key is absent: the default applies.
+    Missing,
+    /// The key is present but its value is invalid (already reported).
+    Bad,
+    /// The key is present and valid; `at` is the byte offset of the value.
+    Set(T, usize),
 }
 
-/// The root, and every named table.
-pub(crate) struct RawFile {
-    pub root: RawSup,
-    pub shutdown_timeout: Option<At<Duration>>,
-    pub sups: Vec<RawSup>,
-    pub procs: Vec<RawProc>,
-}
+impl<T> Field<T> {
+    /// The value, when set.
+    pub(crate) fn get(&self) -> Option<&T> {
+        match self {
+            Field::Set(v, _) => Some(v),
+            _ => None,
+        }
+    }
 
-/// A supervisor table (or the root).
-#[derive(Default)]
-pub(crate) struct RawSup {
-    pub name: At<String>,
-    pub key: String,
-    pub strategy: Option<Strategy>,
-    pub intensity: Option<u32>,
-    pub period: Option<Duration>,
-    pub children: Vec<At<String>>,
-    pub auto_shutdown: Option<At<AutoShutdown>>,
-    pub restart: Option<At<Restart>>,
-    pub shutdown: Option<Shutdown>,
-    pub significant: Option<At<bool>>,
-}
+    /// Where the value is, when set.
+    pub(crate) fn at(&self) -> Option<usize> {
+        match self {
+            Field::Set(_, at) => Some(*at),
+            _ => None,
+        }
+    }
 
-/// A process table.
-#[derive(Default)]
-pub(crate) struct RawProc {
-    pub name: At<String>,
-    pub key: String,
-    pub command: Option<Vec<String>>,
-    pub restart: Option<At<Restart>>,
-    pub shutdown: Option<Shutdown>,
-    pub stop_signal: Option<Signal>,
-    pub significant: Option<At<bool>>,
-    pub success_exit_codes: Option<Vec<i32>>,
-    pub env: Vec<(String, String)>,
-    pub cwd: Option<String>,
-    pub user: Option<String>,
-    pub group: Option<String>,
-    pub backoff: Option<At<Backoff>>,
-}
-
-impl Default for At<String> {
-    fn default() -> Self {
-        At {
-            v: String::new(),
-            at: 0,
+    /// The effective value: the set one, or `default` when missing; `None` when bad.
+    pub(crate) fn or(&self, default: T) -> Option<T>
+    where
+        T: Clone,
+    {
+        match self {
+            Field::Missing => Some(default),
+            Field::Bad => None,
+            Field::Set(v, _) => Some(v.clone()),
         }
     }
 }
 
-type Value<'i> = Spanned<DeValue<'i>>;
+/// One entry of a `children` list.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ChildRef {
+    /// The name as written.
+    pub name: String,
+    /// Its position in the list.
+    pub index: usize,
+    /// Byte offset of the entry.
+    pub at: usize,
+}
 
-const ROOT_KEYS: &[&str] = &[
+/// A `[supervisor.NAME]` table, or the top level for the root.
+#[derive(Clone, Debug)]
+pub(crate) struct RawSupervisor {
+    /// The name (`root` for the top level).
+    pub name: String,
+    /// Key path prefix: `supervisor.NAME`, or empty for the root.
+    pub key: String,
+    /// Byte offset of the table header (0 for the root).
+    pub at: usize,
+    /// Byte offset of `NAME` in the header.
+    pub name_at: usize,
+    pub strategy: Field<Strategy>,
+    pub intensity: Field<u32>,
+    pub period: Field<Duration>,
+    /// The valid entries of `children` (bad entries are reported and left out).
+    pub children: Field<Vec<ChildRef>>,
+    pub auto_shutdown: Field<AutoShutdown>,
+    pub restart: Field<Restart>,
+    pub shutdown: Field<Shutdown>,
+    pub significant: Field<bool>,
+}
+
+/// A `[process.NAME]` table.
+#[derive(Clone, Debug)]
+pub(crate) struct RawProcess {
+    /// The name.
+    pub name: String,
+    /// Key path prefix: `process.NAME`.
+    pub key: String,
+    /// Byte offset of the table header.
+    pub at: usize,
+    /// Byte offset of `NAME` in the header.
+    pub name_at: usize,
+    pub command: Field<Vec<String>>,
+    pub restart: Field<Restart>,
+    pub shutdown: Field<Shutdown>,
+    pub stop_signal: Field<Signal>,
+    pub significant: Field<bool>,
+    pub success_exit_codes: Field<Vec<i32>>,
+    pub env: Field<Vec<(String, String)>>,
+    pub cwd: Field<PathBuf>,
+    pub user: Field<String>,
+    pub group: Field<String>,
+    pub backoff: Field<Backoff>,
+}
+
+/// The whole file, read but not yet resolved.
+#[derive(Clone, Debug)]
+pub(crate) struct RawFile {
+    /// The top-level keys.
+    pub root: RawSupervisor,
+    /// `shutdown_timeout`.
+    pub shutdown_timeout: Field<Duration>,
+    /// `[supervisor.NAME]` tables in file order.
+    pub supervisors: Vec<RawSupervisor>,
+    /// `[process.NAME]` tables in file order.
+    pub processes: Vec<RawProcess>,
+    /// Names whose table is not a table (already reported): references to them are not
+    /// reported again as unknown.
+    pub broken: Vec<String>,
+}
+
+const TOP_KEYS: &[&str] = &[
     "strategy",
     "intensity",
     "period",
@@ -81,7 +138,7 @@ const ROOT_KEYS: &[&str] = &[
     "supervisor",
     "process",
 ];
-const SUP_KEYS: &[&str] = &[
+const SUPERVISOR_KEYS: &[&str] = &[
     "strategy",
     "intensity",
     "period",
@@ -91,7 +148,7 @@ const SUP_KEYS: &[&str] = &[
     "shutdown",
     "significant",
 ];
-const PROC_KEYS: &[&str] = &[
+const PROCESS_KEYS: &[&str] = &[
     "command",
     "restart",
     "shutdown",
@@ -106,9 +163,28 @@ const PROC_KEYS: &[&str] = &[
 ];
 const BACKOFF_KEYS: &[&str] = &["initial", "max", "multiplier", "jitter", "reset_after"];
 
-/// Reads the whole document; `None` after a syntax error (already reported).
+const STRATEGIES: &[(&str, Strategy)] = &[
+    ("one_for_one", Strategy::OneForOne),
+    ("one_for_all", Strategy::OneForAll),
+    ("rest_for_one", Strategy::RestForOne),
+];
+const RESTARTS: &[(&str, Restart)] = &[
+    ("permanent", Restart::Permanent),
+    ("transient", Restart::Transient),
+    ("temporary", Restart::Temporary),
+];
+const AUTO_SHUTDOWNS: &[(&str, AutoShutdown)] = &[
+    ("never", AutoShutdown::Never),
+    ("any_significant", AutoShutdown::AnySignificant),
+    ("all_significant", AutoShutdown::AllSignificant),
+];
+
+type Entry<'a, 'i> = (&'a str, usize, &'a Spanned<DeValue<'i>>);
+
+/// Reads the document. `None` after a syntax error (already reported).
 pub(crate) fn read(cx: &mut Cx<'_>) -> Option<RawFile> {
-    let doc = match DeTable::parse(cx.source) {
+    let source = cx.source;
+    let doc = match DeTable::parse(source) {
         Ok(doc) => doc,
         Err(e) => {
             let at = e.span().map_or(0, |s| s.start);
@@ -116,266 +192,847 @@ pub(crate) fn read(cx: &mut Cx<'_>) -> Option<RawFile> {
                 at,
                 "",
                 format!("invalid TOML: {}", e.message().trim_end()),
-                None,
+                Some("fix the syntax; see https://toml.io for the format".into()),
             );
             return None;
         }
     };
-    let doc = doc.into_inner();
     let mut file = RawFile {
-        root: RawSup {
-            name: At {
-                v: crate::spec::ROOT_NAME.into(),
-                at: 0,
-            },
-            ..RawSup::default()
-        },
-        shutdown_timeout: None,
-        sups: Vec::new(),
-        procs: Vec::new(),
+        root: RawSupervisor::new(ROOT_NAME.into(), String::new(), 0, 0),
+        shutdown_timeout: Field::Missing,
+        supervisors: Vec::new(),
+        processes: Vec::new(),
+        broken: Vec::new(),
     };
-    unknown_keys(cx, &doc, "", ROOT_KEYS, "top-level");
-    read_sup_keys(cx, &doc, "", &mut file.root);
-    if let Some(v) = doc.get("shutdown_timeout") {
-        file.shutdown_timeout = duration(cx, "shutdown_timeout", v, false).map(|d| At {
-            v: d,
-            at: v.span().start,
-        });
-    }
-    for (kind, keys) in [("supervisor", SUP_KEYS), ("process", PROC_KEYS)] {
-        let Some(section) = doc.get(kind) else {
-            continue;
-        };
-        let Some(section_table) = section.get_ref().as_table() else {
-            type_error(
-                cx,
-                kind,
-                section,
-                "a table of named tables, like [process.web]",
-            );
-            continue;
-        };
-        for (name, value) in section_table {
-            let key = format!("{kind}.{}", name.get_ref());
-            let Some(table) = value.get_ref().as_table() else {
-                type_error(cx, &key, value, "a table");
-                continue;
-            };
-            unknown_keys(cx, table, &key, keys, kind);
-            let name = At {
-                v: name.get_ref().to_string(),
-                at: name.span().start,
-            };
-            if kind == "supervisor" {
-                let mut sup = RawSup {
-                    name,
-                    key: key.clone(),
-                    ..RawSup::default()
-                };
-                read_sup_keys(cx, table, &key, &mut sup);
-                file.sups.push(sup);
-            } else {
-                file.procs.push(read_proc(cx, table, &key, name));
+    for (k, k_at, v) in entries(doc.get_ref()) {
+        match k {
+            "shutdown_timeout" => {
+                file.shutdown_timeout = duration(cx, k, v, false);
             }
+            "supervisor" | "process" => {
+                let Some(table) = table(cx, k, v) else {
+                    continue;
+                };
+                for (name, name_at, v) in entries(table) {
+                    let key = format!("{k}.{name}");
+                    let Some(body) = section(cx, &key, v) else {
+                        file.broken.push(name.to_string());
+                        continue;
+                    };
+                    let at = v.span().start;
+                    if k == "supervisor" {
+                        let mut s = RawSupervisor::new(name.into(), key, at, name_at);
+                        s.read(cx, body, SUPERVISOR_KEYS);
+                        file.supervisors.push(s);
+                    } else {
+                        file.processes
+                            .push(RawProcess::read(cx, name, key, at, name_at, body));
+                    }
+                }
+            }
+            "restart" | "shutdown" | "significant" => cx.error(
+                k_at,
+                k,
+                format!("unknown top-level key `{k}`"),
+                Some(format!(
+                    "the top level is the root supervisor, which is never restarted by a parent; \
+                     `{k}` belongs in a [process.NAME] or [supervisor.NAME] table"
+                )),
+            ),
+            _ => file.root.read_key(cx, k, k_at, v, TOP_KEYS),
         }
     }
     Some(file)
 }
 
-fn read_sup_keys(cx: &mut Cx<'_>, t: &DeTable<'_>, key: &str, sup: &mut RawSup) {
-    let k = |name: &str| join(key, name);
-    if let Some(v) = t.get("strategy") {
-        sup.strategy = choice(
-            cx,
-            &k("strategy"),
-            v,
-            &[
-                ("one_for_one", Strategy::OneForOne),
-                ("one_for_all", Strategy::OneForAll),
-                ("rest_for_one", Strategy::RestForOne),
-            ],
-        );
-    }
-    if let Some(v) = t.get("intensity") {
-        sup.intensity = integer(cx, &k("intensity"), v, 0, u32::MAX as i64).map(|n| n as u32);
-    }
-    if let Some(v) = t.get("period") {
-        sup.period = duration(cx, &k("period"), v, false);
-    }
-    if let Some(v) = t.get("children") {
-        sup.children = strings(cx, &k("children"), v).unwrap_or_default();
-    }
-    if let Some(v) = t.get("auto_shutdown") {
-        sup.auto_shutdown = choice(
-            cx,
-            &k("auto_shutdown"),
-            v,
-            &[
-                ("never", AutoShutdown::Never),
-                ("any_significant", AutoShutdown::AnySignificant),
-                ("all_significant", AutoShutdown::AllSignificant),
-            ],
-        )
-        .map(|a| At {
-            v: a,
-            at: v.span().start,
-        });
-    }
-    read_child_keys(
-        cx,
-        t,
-        key,
-        &mut sup.restart,
-        &mut sup.shutdown,
-        &mut sup.significant,
-    );
-}
-
-/// The keys every child (supervisor or process) has.
-fn read_child_keys(
-    cx: &mut Cx<'_>,
-    t: &DeTable<'_>,
-    key: &str,
-    restart: &mut Option<At<Restart>>,
-    shutdown: &mut Option<Shutdown>,
-    significant: &mut Option<At<bool>>,
-) {
-    if let Some(v) = t.get("restart") {
-        *restart = choice(
-            cx,
-            &join(key, "restart"),
-            v,
-            &[
-                ("permanent", Restart::Permanent),
-                ("transient", Restart::Transient),
-                ("temporary", Restart::Temporary),
-            ],
-        )
-        .map(|r| At {
-            v: r,
-            at: v.span().start,
-        });
-    }
-    if let Some(v) = t.get("shutdown") {
-        *shutdown = shutdown_spec(cx, &join(key, "shutdown"), v);
-    }
-    if let Some(v) = t.get("significant") {
-        *significant = boolean(cx, &join(key, "significant"), v).map(|b| At {
-            v: b,
-            at: v.span().start,
-        });
-    }
-}
-
-fn read_proc(cx: &mut Cx<'_>, t: &DeTable<'_>, key: &str, name: At<String>) -> RawProc {
-    let k = |n: &str| join(key, n);
-    let mut p = RawProc {
-        name,
-        key: key.to_string(),
-        ..RawProc::default()
-    };
-    read_child_keys(
-        cx,
-        t,
-        key,
-        &mut p.restart,
-        &mut p.shutdown,
-        &mut p.significant,
-    );
-    match t.get("command") {
-        Some(v) => {
-            if let Some(argv) = strings(cx, &k("command"), v) {
-                if argv.is_empty() || argv[0].v.is_empty() {
-                    cx.error(
-                        v.span().start,
-                        &k("command"),
-                        "the command is empty",
-                        Some("give the program and its arguments, like [\"redis-server\", \"--port\", \"6380\"]".into()),
-                    );
-                } else {
-                    p.command = Some(argv.into_iter().map(|a| a.v).collect());
-                }
-            }
-        }
-        None => cx.error(
-            p.name.at,
+impl RawSupervisor {
+    fn new(name: String, key: String, at: usize, name_at: usize) -> Self {
+        RawSupervisor {
+            name,
             key,
-            "missing `command`",
-            Some(
-                "add command = [\"program\", \"arg\", ...] (an argv array; no shell is involved)"
-                    .into(),
-            ),
-        ),
+            at,
+            name_at,
+            strategy: Field::Missing,
+            intensity: Field::Missing,
+            period: Field::Missing,
+            children: Field::Missing,
+            auto_shutdown: Field::Missing,
+            restart: Field::Missing,
+            shutdown: Field::Missing,
+            significant: Field::Missing,
+        }
     }
-    if let Some(v) = t.get("stop_signal") {
-        p.stop_signal = signal(cx, &k("stop_signal"), v);
+
+    fn read(&mut self, cx: &mut Cx<'_>, body: &DeTable<'_>, allowed: &[&str]) {
+        for (k, k_at, v) in entries(body) {
+            self.read_key(cx, k, k_at, v, allowed);
+        }
     }
-    if let Some(v) = t.get("success_exit_codes") {
-        p.success_exit_codes = exit_codes(cx, &k("success_exit_codes"), v);
+
+    fn read_key(
+        &mut self,
+        cx: &mut Cx<'_>,
+        k: &str,
+        k_at: usize,
+        v: &Spanned<DeValue<'_>>,
+        allowed: &[&str],
+    ) {
+        let path = join(&self.key, k);
+        match k {
+            "strategy" => self.strategy = choice(cx, &path, v, "strategy", STRATEGIES),
+            "intensity" => self.intensity = intensity(cx, &path, v),
+            "period" => self.period = period(cx, &path, v),
+            "children" => self.children = children(cx, &path, v),
+            "auto_shutdown" => {
+                self.auto_shutdown = choice(cx, &path, v, "auto_shutdown value", AUTO_SHUTDOWNS)
+            }
+            "restart" if !self.key.is_empty() => {
+                self.restart = choice(cx, &path, v, "restart type", RESTARTS)
+            }
+            "shutdown" if !self.key.is_empty() => self.shutdown = shutdown(cx, &path, v),
+            "significant" if !self.key.is_empty() => self.significant = boolean(cx, &path, v),
+            _ => unknown_key(cx, &self.key, k, k_at, allowed),
+        }
     }
-    if let Some(v) = t.get("env") {
-        match v.get_ref().as_table() {
-            Some(env) => {
-                for (name, value) in env {
-                    let key = format!("{}.{}", k("env"), name.get_ref());
-                    match value.get_ref().as_str() {
-                        Some(s) => p.env.push((name.get_ref().to_string(), s.to_string())),
-                        None => type_error(cx, &key, value, "a string"),
+}
+
+impl RawProcess {
+    fn read(
+        cx: &mut Cx<'_>,
+        name: &str,
+        key: String,
+        at: usize,
+        name_at: usize,
+        body: &DeTable<'_>,
+    ) -> Self {
+        let mut p = RawProcess {
+            name: name.into(),
+            key,
+            at,
+            name_at,
+            command: Field::Missing,
+            restart: Field::Missing,
+            shutdown: Field::Missing,
+            stop_signal: Field::Missing,
+            significant: Field::Missing,
+            success_exit_codes: Field::Missing,
+            env: Field::Missing,
+            cwd: Field::Missing,
+            user: Field::Missing,
+            group: Field::Missing,
+            backoff: Field::Missing,
+        };
+        for (k, k_at, v) in entries(body) {
+            let path = join(&p.key, k);
+            match k {
+                "command" => p.command = command(cx, &path, v),
+                "restart" => p.restart = choice(cx, &path, v, "restart type", RESTARTS),
+                "shutdown" => p.shutdown = shutdown(cx, &path, v),
+                "stop_signal" => p.stop_signal = stop_signal(cx, &path, v),
+                "significant" => p.significant = boolean(cx, &path, v),
+                "success_exit_codes" => p.success_exit_codes = exit_codes(cx, &path, v),
+                "env" => p.env = env(cx, &path, v),
+                "cwd" => {
+                    p.cwd = match nonempty_string(cx, &path, v, "a directory") {
+                        Some(s) => Field::Set(PathBuf::from(s), v.span().start),
+                        None => Field::Bad,
                     }
                 }
+                "user" => p.user = id(cx, &path, v, "user"),
+                "group" => p.group = id(cx, &path, v, "group"),
+                "backoff" => p.backoff = backoff(cx, &path, v),
+                _ => unknown_key(cx, &p.key, k, k_at, PROCESS_KEYS),
             }
-            None => type_error(
+        }
+        if p.command == Field::Missing {
+            cx.error(
+                at,
+                &join(&p.key, "command"),
+                format!("process \"{name}\" has no command"),
+                Some(format!(
+                    "add command = [\"program\", \"arg\", ...] to [{}]",
+                    p.key
+                )),
+            );
+            p.command = Field::Bad;
+        }
+        p
+    }
+}
+
+/// A table's entries in file order, with the byte offset of each key.
+fn entries<'a, 'i>(table: &'a DeTable<'i>) -> Vec<Entry<'a, 'i>> {
+    let mut out: Vec<Entry<'a, 'i>> = table
+        .iter()
+        .map(|(k, v)| (k.get_ref().as_ref(), k.span().start, v))
+        .collect();
+    out.sort_by_key(|(_, at, _)| *at);
+    out
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// Describes a value for messages: `integer -1`, `string "prmanent"`, `an array`.
+pub(crate) fn describe(v: &DeValue<'_>) -> String {
+    match v {
+        DeValue::String(s) => format!("string {}", quote(s)),
+        DeValue::Integer(i) => format!("integer {i}"),
+        DeValue::Float(f) => format!("float {f}"),
+        DeValue::Boolean(b) => format!("boolean {b}"),
+        DeValue::Datetime(d) => format!("datetime {d}"),
+        DeValue::Array(_) => "an array".into(),
+        DeValue::Table(_) => "a table".into(),
+    }
+}
+
+/// A string as TOML writes it.
+pub(crate) fn quote(s: &str) -> String {
+    format!("{s:?}")
+}
+
+fn type_error(
+    cx: &mut Cx<'_>,
+    path: &str,
+    v: &Spanned<DeValue<'_>>,
+    expected: &str,
+    hint: Option<String>,
+) {
+    cx.error(
+        v.span().start,
+        path,
+        format!("expected {expected}, found {}", describe(v.get_ref())),
+        hint,
+    );
+}
+
+/// The closest of `candidates` to `word`, if it is close enough to be a typo.
+pub(crate) fn suggest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (distance(word, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3) && *d < c.len().max(word.len()))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance over chars.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+fn one_of(options: &[&str]) -> String {
+    let quoted: Vec<String> = options.iter().map(|o| quote(o)).collect();
+    format!("expected one of {}", quoted.join(", "))
+}
+
+fn unknown_key(cx: &mut Cx<'_>, prefix: &str, k: &str, k_at: usize, allowed: &[&str]) {
+    let hint = match suggest(k, allowed.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => {
+            let keys: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
+            format!("valid keys here: {}", keys.join(", "))
+        }
+    };
+    let what = if prefix.is_empty() {
+        "unknown top-level key".to_string()
+    } else {
+        format!("unknown key in [{prefix}]:")
+    };
+    cx.error(k_at, &join(prefix, k), format!("{what} `{k}`"), Some(hint));
+}
+
+fn table<'a, 'i>(
+    cx: &mut Cx<'_>,
+    path: &str,
+    v: &'a Spanned<DeValue<'i>>,
+) -> Option<&'a DeTable<'i>> {
+    match v.get_ref() {
+        DeValue::Table(t) => Some(t),
+        _ => {
+            type_error(
                 cx,
-                &k("env"),
+                path,
                 v,
-                "a table of strings, like { RUST_LOG = \"info\" }",
+                "a table",
+                Some(format!("write [{path}.NAME] sections")),
+            );
+            None
+        }
+    }
+}
+
+/// The body of `[supervisor.NAME]` / `[process.NAME]`.
+fn section<'a, 'i>(
+    cx: &mut Cx<'_>,
+    path: &str,
+    v: &'a Spanned<DeValue<'i>>,
+) -> Option<&'a DeTable<'i>> {
+    match v.get_ref() {
+        DeValue::Table(t) => Some(t),
+        DeValue::Array(_) => {
+            type_error(
+                cx,
+                path,
+                v,
+                "a table",
+                Some(format!("write [{path}] (single brackets), once")),
+            );
+            None
+        }
+        _ => {
+            type_error(
+                cx,
+                path,
+                v,
+                "a table",
+                Some(format!("write the settings under a [{path}] header")),
+            );
+            None
+        }
+    }
+}
+
+fn string<'a>(
+    cx: &mut Cx<'_>,
+    path: &str,
+    v: &'a Spanned<DeValue<'_>>,
+    what: &str,
+) -> Option<&'a str> {
+    match v.get_ref() {
+        DeValue::String(s) => Some(s.as_ref()),
+        _ => {
+            type_error(cx, path, v, what, None);
+            None
+        }
+    }
+}
+
+fn nonempty_string<'a>(
+    cx: &mut Cx<'_>,
+    path: &str,
+    v: &'a Spanned<DeValue<'_>>,
+    what: &str,
+) -> Option<&'a str> {
+    let s = string(cx, path, v, &format!("a string ({what})"))?;
+    if s.is_empty() {
+        cx.error(
+            v.span().start,
+            path,
+            "must not be empty",
+            Some(format!("give {what}, or remove the key")),
+        );
+        return None;
+    }
+    if s.contains('\0') {
+        cx.error(
+            v.span().start,
+            path,
+            "must not contain a NUL character",
+            None,
+        );
+        return None;
+    }
+    Some(s)
+}
+
+fn integer(v: &DeValue<'_>) -> Option<Option<i64>> {
+    match v {
+        DeValue::Integer(i) => Some(i64::from_str_radix(i.as_str(), i.radix()).ok()),
+        _ => None,
+    }
+}
+
+fn boolean(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Field<bool> {
+    match v.get_ref() {
+        DeValue::Boolean(b) => Field::Set(*b, v.span().start),
+        _ => {
+            type_error(cx, path, v, "true or false", None);
+            Field::Bad
+        }
+    }
+}
+
+fn choice<T: Copy>(
+    cx: &mut Cx<'_>,
+    path: &str,
+    v: &Spanned<DeValue<'_>>,
+    what: &str,
+    options: &[(&str, T)],
+) -> Field<T> {
+    let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+    let Some(s) = string(cx, path, v, &format!("a string ({})", names.join(" | "))) else {
+        return Field::Bad;
+    };
+    match options.iter().find(|(n, _)| *n == s) {
+        Some((_, t)) => Field::Set(*t, v.span().start),
+        None => {
+            let mut hint = one_of(&names);
+            if let Some(s) = suggest(s, names.iter().copied()) {
+                hint = format!("did you mean {}? {hint}", quote(s));
+            }
+            cx.error(
+                v.span().start,
+                path,
+                format!("unknown {what} {}", quote(s)),
+                Some(hint),
+            );
+            Field::Bad
+        }
+    }
+}
+
+const DURATION_HINT: &str =
+    "write a number with a unit (ms, s, m, h, d), e.g. \"5s\", \"100ms\" or \"1m 30s\"";
+const SHUTDOWN_HINT: &str = "write a grace period with a unit such as \"5s\" (the stop signal, then SIGKILL after it), \"brutal_kill\" or \"infinity\"";
+
+/// Parses a humantime string; a problem is reported with `hint`.
+fn parse_duration(
+    cx: &mut Cx<'_>,
+    path: &str,
+    v: &Spanned<DeValue<'_>>,
+    s: &str,
+    hint: &str,
+) -> Option<Duration> {
+    let e = match humantime::parse_duration(s) {
+        Ok(d) => return Some(d),
+        Err(e) => e,
+    };
+    let message = match (s.trim().parse::<f64>(), e) {
+        _ if s.trim_start().starts_with('-') => format!("negative duration {}", quote(s)),
+        (Ok(_), _) => format!("duration {} has no unit", quote(s)),
+        (_, humantime::DurationError::UnknownUnit { unit, .. }) => {
+            format!("unknown unit {} in duration {}", quote(&unit), quote(s))
+        }
+        (_, humantime::DurationError::NumberOverflow) => {
+            format!("duration {} is too large", quote(s))
+        }
+        _ => format!("invalid duration {}", quote(s)),
+    };
+    cx.error(v.span().start, path, message, Some(hint.into()));
+    None
+}
+
+fn duration_type_error(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>, expected: &str) {
+    let hint = match integer(v.get_ref()) {
+        Some(Some(n)) if n >= 0 => format!("durations need a unit: write \"{n}s\" or \"{n}ms\""),
+        _ => DURATION_HINT.into(),
+    };
+    type_error(cx, path, v, expected, Some(hint));
+}
+
+fn duration(
+    cx: &mut Cx<'_>,
+    path: &str,
+    v: &Spanned<DeValue<'_>>,
+    allow_zero: bool,
+) -> Field<Duration> {
+    let DeValue::String(s) = v.get_ref() else {
+        duration_type_error(cx, path, v, "a duration string such as \"5s\"");
+        return Field::Bad;
+    };
+    let Some(d) = parse_duration(cx, path, v, s, DURATION_HINT) else {
+        return Field::Bad;
+    };
+    if d.is_zero() && !allow_zero {
+        cx.error(
+            v.span().start,
+            path,
+            format!("must be longer than zero, found {}", quote(s)),
+            Some(
+                "give a positive duration such as \"1s\", or remove the key for the default".into(),
+            ),
+        );
+        return Field::Bad;
+    }
+    Field::Set(d, v.span().start)
+}
+
+fn period(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Field<Duration> {
+    if let DeValue::String(s) = v.get_ref()
+        && s.as_ref() == "infinity"
+    {
+        cx.error(
+            v.span().start,
+            path,
+            "period cannot be \"infinity\"",
+            Some(
+                "give a finite duration such as \"5s\" (OTP rejects an infinite period too)".into(),
+            ),
+        );
+        return Field::Bad;
+    }
+    duration(cx, path, v, false)
+}
+
+fn intensity(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Field<u32> {
+    let at = v.span().start;
+    match (v.get_ref(), integer(v.get_ref())) {
+        (_, Some(Some(n))) if n < 0 => {
+            cx.error(
+                at,
+                path,
+                format!("intensity must be 0 or more, found {n}"),
+                Some("intensity is how many restarts are allowed within period; 0 means give up at the first exit".into()),
+            );
+            Field::Bad
+        }
+        (_, Some(n)) => match n.and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => Field::Set(n, at),
+            None => {
+                cx.error(
+                    at,
+                    path,
+                    format!("intensity is too large: {}", describe(v.get_ref())),
+                    Some(format!("use at most {}", u32::MAX)),
+                );
+                Field::Bad
+            }
+        },
+        (DeValue::String(s), _) if s.as_ref() == "infinity" => {
+            cx.error(
+                at,
+                path,
+                "intensity cannot be \"infinity\"",
+                Some("a supervisor must be able to give up (OTP rejects infinity too); use a large number such as 1000".into()),
+            );
+            Field::Bad
+        }
+        _ => {
+            type_error(
+                cx,
+                path,
+                v,
+                "an integer (restarts allowed within period)",
+                None,
+            );
+            Field::Bad
+        }
+    }
+}
+
+fn shutdown(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Field<Shutdown> {
+    let at = v.span().start;
+    let DeValue::String(s) = v.get_ref() else {
+        let hint = match integer(v.get_ref()) {
+            Some(Some(n)) if n >= 0 => format!(
+                "durations need a unit: write \"{n}s\" or \"{n}ms\"; or use \"brutal_kill\" or \"infinity\""
+            ),
+            _ => SHUTDOWN_HINT.into(),
+        };
+        type_error(
+            cx,
+            path,
+            v,
+            "a duration string, \"brutal_kill\" or \"infinity\"",
+            Some(hint),
+        );
+        return Field::Bad;
+    };
+    match s.as_ref() {
+        "brutal_kill" => Field::Set(Shutdown::BrutalKill, at),
+        "infinity" => Field::Set(Shutdown::Infinity, at),
+        _ => match parse_duration(cx, path, v, s, SHUTDOWN_HINT) {
+            Some(d) => Field::Set(Shutdown::Timeout(d), at),
+            None => Field::Bad,
+        },
+    }
+}
+
+fn stop_signal(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Field<Signal> {
+    let at = v.span().start;
+    let text = match (v.get_ref(), integer(v.get_ref())) {
+        (DeValue::String(s), _) => s.to_string(),
+        (_, Some(n)) => n.map_or_else(|| "?".into(), |n| n.to_string()),
+        _ => {
+            type_error(
+                cx,
+                path,
+                v,
+                "a signal name such as \"SIGTERM\" or a number",
+                None,
+            );
+            return Field::Bad;
+        }
+    };
+    match Signal::parse(&text) {
+        Some(sig) if sig.0 == 19 => {
+            cx.error(
+                at,
+                path,
+                "SIGSTOP cannot be a stop signal: it only pauses the process, which then never exits",
+                Some("use \"SIGTERM\" (the default), \"SIGINT\", \"SIGQUIT\" or another signal the program handles".into()),
+            );
+            Field::Bad
+        }
+        Some(sig) => Field::Set(sig, at),
+        None => {
+            cx.error(
+                at,
+                path,
+                format!("unknown signal {}", quote(&text)),
+                Some("use a name such as \"SIGTERM\", \"TERM\" or \"SIGINT\", or a number from 1 to 64".into()),
+            );
+            Field::Bad
+        }
+    }
+}
+
+fn command(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Field<Vec<String>> {
+    let at = v.span().start;
+    let hint = "write the program and its arguments as a list, e.g. command = [\"/bin/sh\", \"-c\", \"echo hi\"] (no shell is involved)";
+    let DeValue::Array(items) = v.get_ref() else {
+        type_error(cx, path, v, "an array of strings", Some(hint.into()));
+        return Field::Bad;
+    };
+    if items.is_empty() {
+        cx.error(at, path, "command is empty", Some(hint.into()));
+        return Field::Bad;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        match item.get_ref() {
+            DeValue::String(s) if i == 0 && s.is_empty() => {
+                cx.error(
+                    item.span().start,
+                    &p,
+                    "the program name is empty",
+                    Some(hint.into()),
+                );
+                ok = false;
+            }
+            DeValue::String(s) if s.contains('\0') => {
+                cx.error(
+                    item.span().start,
+                    &p,
+                    "must not contain a NUL character",
+                    None,
+                );
+                ok = false;
+            }
+            DeValue::String(s) => out.push(s.to_string()),
+            _ => {
+                let hint = match item.get_ref() {
+                    DeValue::Integer(i) => format!("quote it: \"{i}\""),
+                    _ => hint.into(),
+                };
+                type_error(cx, &p, item, "a string", Some(hint));
+                ok = false;
+            }
+        }
+    }
+    if ok { Field::Set(out, at) } else { Field::Bad }
+}
+
+fn exit_codes(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Field<Vec<i32>> {
+    let DeValue::Array(items) = v.get_ref() else {
+        type_error(cx, path, v, "an array of exit codes such as [0, 143]", None);
+        return Field::Bad;
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        match integer(item.get_ref()) {
+            Some(Some(n)) if (0..=255).contains(&n) => out.push(n as i32),
+            Some(_) => {
+                cx.error(
+                    item.span().start,
+                    &p,
+                    format!("exit code out of range: {}", describe(item.get_ref())),
+                    Some("exit codes are 0 to 255".into()),
+                );
+                ok = false;
+            }
+            None => {
+                type_error(cx, &p, item, "an integer from 0 to 255", None);
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        Field::Set(out, v.span().start)
+    } else {
+        Field::Bad
+    }
+}
+
+fn env(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Field<Vec<(String, String)>> {
+    let DeValue::Table(t) = v.get_ref() else {
+        type_error(
+            cx,
+            path,
+            v,
+            "a table of strings such as { LANG = \"C.UTF-8\" }",
+            None,
+        );
+        return Field::Bad;
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (k, k_at, val) in entries(t) {
+        let p = format!("{path}.{k}");
+        if k.is_empty() || k.contains('=') || k.contains('\0') {
+            cx.error(
+                k_at,
+                &p,
+                format!("invalid environment variable name {}", quote(k)),
+                Some("names must be non-empty and contain no '=' or NUL".into()),
+            );
+            ok = false;
+            continue;
+        }
+        match val.get_ref() {
+            DeValue::String(s) if s.contains('\0') => {
+                cx.error(
+                    val.span().start,
+                    &p,
+                    "must not contain a NUL character",
+                    None,
+                );
+                ok = false;
+            }
+            DeValue::String(s) => out.push((k.to_string(), s.to_string())),
+            other => {
+                let hint = match other {
+                    DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) => {
+                        Some(format!("quote it: {k} = \"{}\"", value_text(other)))
+                    }
+                    _ => None,
+                };
+                type_error(cx, &p, val, "a string", hint);
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        Field::Set(out, v.span().start)
+    } else {
+        Field::Bad
+    }
+}
+
+fn value_text(v: &DeValue<'_>) -> String {
+    match v {
+        DeValue::Integer(i) => i.to_string(),
+        DeValue::Float(f) => f.to_string(),
+        DeValue::Boolean(b) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn id(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>, what: &str) -> Field<String> {
+    let at = v.span().start;
+    match (v.get_ref(), integer(v.get_ref())) {
+        (_, Some(Some(n))) if (0..=u32::MAX as i64).contains(&n) => Field::Set(n.to_string(), at),
+        (_, Some(_)) => {
+            cx.error(
+                at,
+                path,
+                format!("invalid {what} id: {}", describe(v.get_ref())),
+                Some("numeric ids are 0 to 4294967295".into()),
+            );
+            Field::Bad
+        }
+        (DeValue::String(_), _) => match nonempty_string(cx, path, v, &format!("a {what} name")) {
+            Some(s) => Field::Set(s.to_string(), at),
+            None => Field::Bad,
+        },
+        _ => {
+            type_error(cx, path, v, &format!("a {what} name or numeric id"), None);
+            Field::Bad
+        }
+    }
+}
+
+fn children(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Field<Vec<ChildRef>> {
+    let DeValue::Array(items) = v.get_ref() else {
+        type_error(
+            cx,
+            path,
+            v,
+            "an array of names",
+            Some("e.g. children = [\"web\", \"workers\"]".into()),
+        );
+        return Field::Bad;
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match item.get_ref() {
+            DeValue::String(s) => out.push(ChildRef {
+                name: s.to_string(),
+                index: i,
+                at: item.span().start,
+            }),
+            _ => type_error(
+                cx,
+                &format!("{path}[{i}]"),
+                item,
+                "a name (string)",
+                Some("list the names of [process.NAME] or [supervisor.NAME] tables".into()),
             ),
         }
     }
-    for (field, slot) in [("cwd", &mut p.cwd)] {
-        if let Some(v) = t.get(field) {
-            *slot = string(cx, &k(field), v).map(|s| s.v);
-        }
+    Field::Set(out, v.span().start)
+}
+
+fn number(v: &DeValue<'_>) -> Option<f64> {
+    match v {
+        DeValue::Float(f) => f.as_str().replace('_', "").parse().ok(),
+        DeValue::Integer(_) => integer(v).flatten().map(|n| n as f64),
+        _ => None,
     }
-    for (field, slot) in [("user", &mut p.user), ("group", &mut p.group)] {
-        if let Some(v) = t.get(field) {
-            *slot = match v.get_ref() {
-                DeValue::String(s) if !s.is_empty() => Some(s.to_string()),
-                DeValue::Integer(_) => {
-                    integer(cx, &k(field), v, 0, u32::MAX as i64).map(|n| n.to_string())
-                }
-                _ => {
-                    type_error(cx, &k(field), v, "a name or a numeric id");
-                    None
+}
+
+fn backoff(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Field<Backoff> {
+    let at = v.span().start;
+    let table = match v.get_ref() {
+        DeValue::String(s) => {
+            return match s.as_ref() {
+                "none" => Field::Set(Backoff::None, at),
+                "exponential" => Field::Set(Backoff::DEFAULT, at),
+                other => {
+                    cx.error(
+                        at,
+                        path,
+                        format!("unknown backoff {}", quote(other)),
+                        Some("expected \"none\", \"exponential\" (the default schedule) or a table such as { initial = \"1s\", max = \"30s\" }".into()),
+                    );
+                    Field::Bad
                 }
             };
         }
-    }
-    if let Some(v) = t.get("backoff") {
-        p.backoff = backoff(cx, &k("backoff"), v).map(|b| At {
-            v: b,
-            at: v.span().start,
-        });
-    }
-    p
-}
-
-fn backoff(cx: &mut Cx<'_>, key: &str, v: &Value<'_>) -> Option<Backoff> {
-    let table = match v.get_ref() {
-        DeValue::String(s) if s == "none" => return Some(Backoff::None),
-        DeValue::String(s) if s == "exponential" => return Some(Backoff::DEFAULT),
         DeValue::Table(t) => t,
         _ => {
-            cx.error(
-                v.span().start,
-                key,
-                format!("invalid backoff {}", shown(v)),
-                Some("use \"none\", \"exponential\", or a table like { initial = \"100ms\", max = \"5s\", multiplier = 2.0, jitter = 0.1, reset_after = \"10s\" }".into()),
-            );
-            return None;
+            type_error(cx, path, v, "\"none\", \"exponential\" or a table", None);
+            return Field::Bad;
         }
     };
-    unknown_keys(cx, table, key, BACKOFF_KEYS, "backoff");
     let Backoff::Exponential {
         mut initial,
         mut max,
@@ -386,338 +1043,105 @@ fn backoff(cx: &mut Cx<'_>, key: &str, v: &Value<'_>) -> Option<Backoff> {
     else {
         unreachable!("the default backoff is exponential")
     };
-    let k = |n: &str| join(key, n);
     let mut ok = true;
-    for (field, slot) in [
-        ("initial", &mut initial),
-        ("max", &mut max),
-        ("reset_after", &mut reset_after),
-    ] {
-        if let Some(v) = table.get(field) {
-            match duration(cx, &k(field), v, false) {
-                Some(d) => *slot = d,
-                None => ok = false,
-            }
-        }
-    }
-    if let Some(v) = table.get("multiplier") {
-        match float(cx, &k("multiplier"), v) {
-            Some(m) if m >= 1.0 && m.is_finite() => multiplier = m,
-            Some(m) => {
+    let (mut initial_at, mut max_at) = (None, None);
+    for (k, k_at, val) in entries(table) {
+        let p = format!("{path}.{k}");
+        let val_at = val.span().start;
+        match k {
+            "initial" | "max" | "reset_after" => match duration(cx, &p, val, false) {
+                Field::Set(d, _) => match k {
+                    "initial" => {
+                        initial = d;
+                        initial_at = Some(val_at);
+                    }
+                    "max" => {
+                        max = d;
+                        max_at = Some(val_at);
+                    }
+                    _ => reset_after = d,
+                },
+                _ => ok = false,
+            },
+            "multiplier" => match number(val.get_ref()) {
+                Some(m) if m.is_finite() && m >= 1.0 => multiplier = m,
+                Some(_) => {
+                    cx.error(
+                        val_at,
+                        &p,
+                        format!(
+                            "multiplier must be at least 1, found {}",
+                            value_text(val.get_ref())
+                        ),
+                        Some(
+                            "use 1 for a constant delay, 2 to double it after every restart".into(),
+                        ),
+                    );
+                    ok = false;
+                }
+                None => {
+                    type_error(cx, &p, val, "a number (at least 1)", None);
+                    ok = false;
+                }
+            },
+            "jitter" => match number(val.get_ref()) {
+                Some(j) if (0.0..1.0).contains(&j) => jitter = j,
+                Some(_) => {
+                    cx.error(
+                        val_at,
+                        &p,
+                        format!(
+                            "jitter must be at least 0 and less than 1, found {}",
+                            value_text(val.get_ref())
+                        ),
+                        Some("jitter is a fraction of the delay: 0.1 spreads it by +/- 10%".into()),
+                    );
+                    ok = false;
+                }
+                None => {
+                    type_error(cx, &p, val, "a number from 0 to less than 1", None);
+                    ok = false;
+                }
+            },
+            _ => {
+                unknown_key(cx, path, k, k_at, BACKOFF_KEYS);
                 ok = false;
-                cx.error(
-                    v.span().start,
-                    &k("multiplier"),
-                    format!("multiplier {m} is below 1"),
-                    Some("use 1.0 for a constant delay, 2.0 to double it".into()),
-                );
             }
-            None => ok = false,
         }
     }
-    if let Some(v) = table.get("jitter") {
-        match float(cx, &k("jitter"), v) {
-            Some(j) if (0.0..1.0).contains(&j) => jitter = j,
-            Some(j) => {
-                ok = false;
-                cx.error(
-                    v.span().start,
-                    &k("jitter"),
-                    format!("jitter {j} is outside [0, 1)"),
-                    Some("a fraction of the delay, like 0.1 for +/-10%".into()),
-                );
-            }
-            None => ok = false,
-        }
-    }
-    if initial > max {
-        ok = false;
+    if ok && initial > max {
+        let (at, key, fix) = match (initial_at, max_at) {
+            (Some(at), _) => (at, format!("{path}.initial"), "lower initial or raise max"),
+            (None, max_at) => (
+                max_at.unwrap_or(at),
+                format!("{path}.max"),
+                "raise max or set a smaller initial (the default initial is 100ms)",
+            ),
+        };
         cx.error(
-            v.span().start,
-            key,
+            at,
+            &key,
             format!(
                 "initial delay {} is longer than max {}",
                 crate::spec::humanize(initial),
                 crate::spec::humanize(max)
             ),
-            Some("raise max or lower initial".into()),
+            Some(fix.into()),
         );
+        ok = false;
     }
-    ok.then_some(Backoff::Exponential {
-        initial,
-        max,
-        multiplier,
-        jitter,
-        reset_after,
-    })
-}
-
-// ----- typed readers -----
-
-fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key.to_string()
+    if ok {
+        Field::Set(
+            Backoff::Exponential {
+                initial,
+                max,
+                multiplier,
+                jitter,
+                reset_after,
+            },
+            at,
+        )
     } else {
-        format!("{prefix}.{key}")
+        Field::Bad
     }
-}
-
-fn unknown_keys(cx: &mut Cx<'_>, t: &DeTable<'_>, prefix: &str, known: &[&str], what: &str) {
-    for (k, _) in t {
-        let name = k.get_ref();
-        if !known.contains(&name.as_ref()) {
-            let hint = match closest(name, known) {
-                Some(c) => format!(
-                    "did you mean `{c}`? known {what} keys: {}",
-                    known.join(", ")
-                ),
-                None => format!("known {what} keys: {}", known.join(", ")),
-            };
-            cx.error(
-                k.span().start,
-                &join(prefix, name),
-                format!("unknown key `{name}`"),
-                Some(hint),
-            );
-        }
-    }
-}
-
-/// The known key closest to a typo (edit distance at most 2).
-fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (distance(word, k), *k))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, k)| k)
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-fn shown(v: &Value<'_>) -> String {
-    match v.get_ref() {
-        DeValue::String(s) => format!("\"{s}\""),
-        DeValue::Integer(i) => i.as_str().to_string(),
-        DeValue::Float(f) => f.as_str().to_string(),
-        DeValue::Boolean(b) => b.to_string(),
-        other => format!("({})", other.type_str()),
-    }
-}
-
-fn type_error(cx: &mut Cx<'_>, key: &str, v: &Value<'_>, expected: &str) {
-    cx.error(
-        v.span().start,
-        key,
-        format!(
-            "expected {expected}, found {} {}",
-            v.get_ref().type_str(),
-            shown(v)
-        ),
-        None,
-    );
-}
-
-fn string(cx: &mut Cx<'_>, key: &str, v: &Value<'_>) -> Option<At<String>> {
-    match v.get_ref() {
-        DeValue::String(s) => Some(At {
-            v: s.to_string(),
-            at: v.span().start,
-        }),
-        _ => {
-            type_error(cx, key, v, "a string");
-            None
-        }
-    }
-}
-
-fn strings(cx: &mut Cx<'_>, key: &str, v: &Value<'_>) -> Option<Vec<At<String>>> {
-    let Some(items) = v.get_ref().as_array() else {
-        type_error(cx, key, v, "an array of strings");
-        return None;
-    };
-    let mut out = Vec::new();
-    let mut ok = true;
-    for (i, item) in items.iter().enumerate() {
-        match string(cx, &format!("{key}[{i}]"), item) {
-            Some(s) => out.push(s),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
-}
-
-fn boolean(cx: &mut Cx<'_>, key: &str, v: &Value<'_>) -> Option<bool> {
-    match v.get_ref().as_bool() {
-        Some(b) => Some(b),
-        None => {
-            type_error(cx, key, v, "true or false");
-            None
-        }
-    }
-}
-
-fn integer(cx: &mut Cx<'_>, key: &str, v: &Value<'_>, min: i64, max: i64) -> Option<i64> {
-    let Some(i) = v.get_ref().as_integer() else {
-        type_error(cx, key, v, "a whole number");
-        return None;
-    };
-    let digits = i.as_str().replace('_', "");
-    let digits = digits
-        .trim_start_matches("0x")
-        .trim_start_matches("0o")
-        .trim_start_matches("0b");
-    match i64::from_str_radix(digits, i.radix()) {
-        Ok(n) if (min..=max).contains(&n) => Some(n),
-        _ => {
-            cx.error(
-                v.span().start,
-                key,
-                format!("{} is out of range", i.as_str()),
-                Some(format!("use a whole number from {min} to {max}")),
-            );
-            None
-        }
-    }
-}
-
-fn float(cx: &mut Cx<'_>, key: &str, v: &Value<'_>) -> Option<f64> {
-    match v.get_ref() {
-        DeValue::Float(f) => f.as_str().replace('_', "").parse().ok(),
-        DeValue::Integer(_) => integer(cx, key, v, 0, 1 << 20).map(|n| n as f64),
-        _ => {
-            type_error(cx, key, v, "a number");
-            None
-        }
-    }
-}
-
-fn choice<T: Copy>(cx: &mut Cx<'_>, key: &str, v: &Value<'_>, options: &[(&str, T)]) -> Option<T> {
-    let names: Vec<String> = options.iter().map(|(n, _)| format!("\"{n}\"")).collect();
-    let hint = Some(format!("expected one of {}", names.join(", ")));
-    match v.get_ref().as_str() {
-        Some(s) => match options.iter().find(|(n, _)| *n == s) {
-            Some((_, t)) => Some(*t),
-            None => {
-                cx.error(v.span().start, key, format!("unknown value \"{s}\""), hint);
-                None
-            }
-        },
-        None => {
-            cx.error(
-                v.span().start,
-                key,
-                format!(
-                    "expected a string, found {} {}",
-                    v.get_ref().type_str(),
-                    shown(v)
-                ),
-                hint,
-            );
-            None
-        }
-    }
-}
-
-fn duration(cx: &mut Cx<'_>, key: &str, v: &Value<'_>, zero_ok: bool) -> Option<Duration> {
-    let hint = Some("write a duration like \"500ms\", \"5s\" or \"1m 30s\"".to_string());
-    let Some(s) = v.get_ref().as_str() else {
-        cx.error(
-            v.span().start,
-            key,
-            format!(
-                "expected a duration string, found {} {}",
-                v.get_ref().type_str(),
-                shown(v)
-            ),
-            hint,
-        );
-        return None;
-    };
-    match humantime::parse_duration(s) {
-        Ok(d) if d.is_zero() && !zero_ok => {
-            cx.error(v.span().start, key, "must be longer than zero", hint);
-            None
-        }
-        Ok(d) => Some(d),
-        Err(e) => {
-            cx.error(
-                v.span().start,
-                key,
-                format!("invalid duration \"{s}\": {e}"),
-                hint,
-            );
-            None
-        }
-    }
-}
-
-fn shutdown_spec(cx: &mut Cx<'_>, key: &str, v: &Value<'_>) -> Option<Shutdown> {
-    match v.get_ref().as_str() {
-        Some("brutal_kill") => Some(Shutdown::BrutalKill),
-        Some("infinity") => Some(Shutdown::Infinity),
-        Some(_) => duration(cx, key, v, true).map(Shutdown::Timeout),
-        None => {
-            cx.error(
-                v.span().start,
-                key,
-                format!("expected a duration, \"brutal_kill\" or \"infinity\", found {} {}", v.get_ref().type_str(), shown(v)),
-                Some("write shutdown = \"10s\" (grace before SIGKILL), \"brutal_kill\" or \"infinity\"".into()),
-            );
-            None
-        }
-    }
-}
-
-fn signal(cx: &mut Cx<'_>, key: &str, v: &Value<'_>) -> Option<Signal> {
-    let parsed = match v.get_ref() {
-        DeValue::String(s) => Signal::parse(s),
-        DeValue::Integer(_) => integer(cx, key, v, 1, 64).map(|n| Signal(n as i32)),
-        _ => None,
-    };
-    match parsed {
-        Some(Signal(19)) => {
-            cx.error(
-                v.span().start,
-                key,
-                "SIGSTOP cannot stop a process",
-                Some("use SIGTERM, SIGINT, SIGQUIT, ...".into()),
-            );
-            None
-        }
-        Some(s) => Some(s),
-        None => {
-            cx.error(
-                v.span().start,
-                key,
-                format!("unknown signal {}", shown(v)),
-                Some("use a name like \"SIGTERM\", \"SIGINT\" or \"SIGQUIT\", or a number".into()),
-            );
-            None
-        }
-    }
-}
-
-fn exit_codes(cx: &mut Cx<'_>, key: &str, v: &Value<'_>) -> Option<Vec<i32>> {
-    let Some(items) = v.get_ref().as_array() else {
-        type_error(cx, key, v, "an array of exit codes, like [0, 143]");
-        return None;
-    };
-    let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        out.push(integer(cx, &format!("{key}[{i}]"), item, 0, 255)? as i32);
-    }
-    Some(out)
 }

@@ -1,87 +1,129 @@
-//! The resolved tree as `vigil check` prints it: every node with every effective setting.
+//! The resolved tree as text, for `vigil check`: every node with every effective setting.
+//!
+//! Deterministic (file order for env, start order for children) and meant for people, not
+//! for parsing. Pure formatting: no I/O.
 
-use std::fmt::Write;
+use std::fmt::Write as _;
 
-use crate::spec::{Backoff, NodeId, NodeKind, Tree, humanize};
+use super::raw::quote;
+use crate::spec::{Backoff, Node, NodeId, NodeKind, Tree, humanize};
 
-/// Renders `tree`, children indented under their supervisor in start order.
+/// Renders `tree`: one block per node, children indented under their supervisor with
+/// box-drawing lines, in start order.
 pub fn render(tree: &Tree) -> String {
     let mut out = String::new();
-    if let Some(t) = tree.shutdown_timeout {
-        let _ = writeln!(out, "shutdown_timeout = {}", humanize(t));
+    if tree.nodes.is_empty() {
+        return out;
     }
-    node(tree, NodeId::ROOT, "", &mut out);
+    let timeout = tree
+        .shutdown_timeout
+        .map_or_else(|| "none (per-child shutdown only)".into(), humanize);
+    node(&mut out, tree, NodeId::ROOT, "", "");
+    // The file-wide setting, after the tree so the tree reads from the top.
+    let _ = writeln!(out, "shutdown_timeout: {timeout}");
     out
 }
 
-fn node(tree: &Tree, id: NodeId, indent: &str, out: &mut String) {
+/// Writes one node; `lead` prefixes its title line, `cont` its detail lines and children.
+fn node(out: &mut String, tree: &Tree, id: NodeId, lead: &str, cont: &str) {
     let n = tree.node(id);
-    let child_line = if n.parent.is_some() {
-        format!(
-            " restart={} shutdown={}{}",
-            n.restart.as_str(),
-            n.shutdown,
-            if n.significant { " significant" } else { "" }
-        )
-    } else {
-        String::new()
+    let kind = match n.kind {
+        NodeKind::Supervisor(_) => "supervisor",
+        NodeKind::Process(_) => "process",
     };
+    let _ = writeln!(out, "{lead}{} ({kind})", n.name);
+    let children = tree.children(id);
+    // Detail lines hang under the title; the child rail continues through them.
+    let detail = if children.is_empty() {
+        format!("{cont}    ")
+    } else {
+        format!("{cont}│   ")
+    };
+    for line in details(n) {
+        let _ = writeln!(out, "{detail}{line}");
+    }
+    for (i, &c) in children.iter().enumerate() {
+        let last = i + 1 == children.len();
+        let (l, k) = if last {
+            ("└── ", "    ")
+        } else {
+            ("├── ", "│   ")
+        };
+        node(out, tree, c, &format!("{cont}{l}"), &format!("{cont}{k}"));
+    }
+}
+
+/// The settings of one node, one `key: value` group per line.
+fn details(n: &Node) -> Vec<String> {
+    let mut lines = Vec::new();
+    let placement = format!(
+        "restart: {}, shutdown: {}, significant: {}",
+        n.restart.as_str(),
+        n.shutdown,
+        n.significant
+    );
     match &n.kind {
         NodeKind::Supervisor(s) => {
-            let _ = writeln!(
-                out,
-                "{indent}supervisor {}: strategy={} intensity={} period={} auto_shutdown={}{child_line}",
-                n.name,
+            lines.push(format!(
+                "strategy: {}, intensity: {} in {}, auto_shutdown: {}",
                 s.strategy.as_str(),
                 s.intensity,
                 humanize(s.period),
-                s.auto_shutdown.as_str(),
-            );
-            let deeper = format!("{indent}  ");
-            for &c in &s.children {
-                node(tree, c, &deeper, out);
-            }
+                s.auto_shutdown.as_str()
+            ));
+            lines.push(placement);
         }
         NodeKind::Process(p) => {
-            let _ = writeln!(out, "{indent}process {}:{child_line}", n.name);
-            let d = format!("{indent}    ");
-            let _ = writeln!(out, "{d}command = {:?}", p.command);
-            let _ = writeln!(
-                out,
-                "{d}stop_signal = {}  success_exit_codes = {:?}",
-                p.stop_signal, p.success_exit_codes
-            );
-            let backoff = match p.backoff {
-                Backoff::None => "none".to_string(),
-                Backoff::Exponential {
-                    initial,
-                    max,
-                    multiplier,
-                    jitter,
-                    reset_after,
-                } => format!(
-                    "initial={} max={} multiplier={multiplier} jitter={jitter} reset_after={}",
-                    humanize(initial),
-                    humanize(max),
-                    humanize(reset_after)
-                ),
-            };
-            let _ = writeln!(out, "{d}backoff = {backoff}");
-            let cwd = p
-                .cwd
-                .as_ref()
-                .map_or("(vigil's start directory)".to_string(), |c| {
-                    c.display().to_string()
-                });
-            let _ = writeln!(
-                out,
-                "{d}cwd = {cwd}  user = {}  group = {}",
-                p.user.as_deref().unwrap_or("(vigil's)"),
-                p.group.as_deref().unwrap_or("(vigil's)")
-            );
-            for (k, v) in &p.env {
-                let _ = writeln!(out, "{d}env {k} = {v:?}");
+            let argv: Vec<String> = p.command.iter().map(|a| quote(a)).collect();
+            lines.push(format!("command: [{}]", argv.join(", ")));
+            lines.push(placement);
+            let codes: Vec<String> = p.success_exit_codes.iter().map(|c| c.to_string()).collect();
+            lines.push(format!(
+                "stop_signal: {}, success_exit_codes: [{}]",
+                p.stop_signal,
+                codes.join(", ")
+            ));
+            lines.push(format!("backoff: {}", backoff(&p.backoff)));
+            lines.push(format!(
+                "cwd: {}, user: {}, group: {}",
+                p.cwd
+                    .as_ref()
+                    .map_or_else(|| "(inherited)".into(), |c| quote(&c.to_string_lossy())),
+                p.user
+                    .as_deref()
+                    .map_or_else(|| "(inherited)".into(), quote),
+                p.group
+                    .as_deref()
+                    .map_or_else(|| "(inherited)".into(), quote),
+            ));
+            if p.env.is_empty() {
+                lines.push("env: (inherited, nothing added)".into());
+            } else {
+                lines.push("env:".into());
+                for (k, v) in &p.env {
+                    lines.push(format!("  {k} = {}", quote(v)));
+                }
             }
         }
+    }
+    lines
+}
+
+fn backoff(b: &Backoff) -> String {
+    match *b {
+        Backoff::None => "none (restart at once)".into(),
+        Backoff::Exponential {
+            initial,
+            max,
+            multiplier,
+            jitter,
+            reset_after,
+        } => format!(
+            "{} x{multiplier} up to {}, jitter {}%, reset after {} up",
+            humanize(initial),
+            humanize(max),
+            (jitter * 100.0 * 1000.0).round() / 1000.0,
+            humanize(reset_after)
+        ),
     }
 }
