@@ -30,7 +30,7 @@
 //! SIGSTATE <name> <pid> blk=<hex> ign=<hex> <t_ms>
 //! CWD <name> <pid> <path> <t_ms>
 //! IDS <name> <pid> uid=<u> gid=<g> groups=<g,g,...> <t_ms>
-//! READY <name> <pid> <t_ms>                            (after --ready-fd / --touch)
+//! READY <name> <pid> <t_ms>                            (after --touch, before --ready-fd)
 //! FLOOD <name> <pid> <lines> <bytes> <t_ms>            (after --flood finished)
 //! GRANDCHILD <name> <pid> <pgid> <t_ms>                (--setsid-grandchild, --group-grandchild)
 //! ORPHAN <name> <pid> <t_ms>                           (an orphan started, before it is orphaned)
@@ -702,14 +702,9 @@ fn exit_now(o: &Opts, code: i32) -> ! {
     std::process::exit(code);
 }
 
+/// Touch file first, then the READY event, then the fd: whoever sees the fd's newline
+/// (or EOF) can rely on the other two.
 fn do_ready(o: &Opts) {
-    if let Some(fd) = o.ready_fd {
-        // SAFETY: writes one byte to an fd the parent handed us, then closes it.
-        unsafe {
-            libc::write(fd, b"\n".as_ptr().cast(), 1);
-            libc::close(fd);
-        }
-    }
     if let Some(t) = &o.touch
         && let Err(e) = std::fs::File::create(t)
     {
@@ -717,6 +712,13 @@ fn do_ready(o: &Opts) {
     }
     if o.ready_fd.is_some() || o.touch.is_some() {
         event(&o.events, &format!("READY {} {}", o.name, pid()));
+    }
+    if let Some(fd) = o.ready_fd {
+        // SAFETY: writes one byte to an fd the parent handed us, then closes it.
+        unsafe {
+            libc::write(fd, b"\n".as_ptr().cast(), 1);
+            libc::close(fd);
+        }
     }
 }
 

@@ -1,0 +1,719 @@
+//! Shared harness for vigil's integration tests (`mod common;` in each test file).
+//!
+//! It owns: locating the built binaries, per-test temporary directories, deadline waits,
+//! parsing the events file written by `vigil-test-child` (`tests/helper/test_child.rs`),
+//! running a vigil daemon (optionally as PID 1 of a fresh PID namespace) with its output
+//! captured, and inspecting `/proc` for zombies and leftover processes.
+//!
+//! It must never: sleep a fixed time to "let things settle" (every wait is a predicate
+//! with a deadline, see [`wait_for`]), or leave processes behind: [`Daemon`] kills vigil
+//! and everything below it on drop.
+//!
+//! Test files that collect exit statuses of their own children need
+//! `#![allow(clippy::disallowed_methods)]`; this module has it scoped to its own items.
+
+#![allow(dead_code)]
+#![allow(clippy::disallowed_methods)]
+
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Path of the built `vigil` binary.
+pub fn vigil() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vigil"))
+}
+
+/// Path of the built `vigil-test-child` binary.
+pub fn test_child() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vigil-test-child"))
+}
+
+/// A generous default deadline for waits in tests (slow CI machines, 2 cores).
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------
+// Waiting
+
+/// Polls `f` every ~5 ms until it returns `Some` or `timeout` passes; `None` on timeout.
+pub fn try_wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Polls `f` every ~5 ms until it returns `Some`; panics naming `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+    try_wait_for(timeout, f)
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Temporary directories
+
+/// A per-test temporary directory, removed on drop.
+pub struct TestDir {
+    dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    /// Creates a fresh empty directory.
+    pub fn new() -> TestDir {
+        TestDir {
+            dir: tempfile::Builder::new()
+                .prefix("vigil-test-")
+                .tempdir()
+                .expect("create a temporary directory for the test"),
+        }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `contents` to `name` inside the directory; returns the file's path.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent).expect("create parent directory in test dir");
+        }
+        fs::write(&p, contents).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+        p
+    }
+
+    /// Path of `name` inside the directory (not created).
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The events file for `vigil-test-child --events` (or `VIGIL_TEST_EVENTS`).
+    pub fn events(&self) -> PathBuf {
+        self.dir.path().join("events")
+    }
+
+    /// Reads and parses the events file now.
+    pub fn read_events(&self) -> Events {
+        Events::read(&self.events())
+    }
+
+    /// Waits until `pred` holds for the events file; returns the events that satisfied it.
+    /// On timeout the panic message includes the whole file.
+    pub fn wait_events(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut pred: impl FnMut(&Events) -> bool,
+    ) -> Events {
+        let path = self.events();
+        try_wait_for(timeout, || {
+            let ev = Events::read(&path);
+            pred(&ev).then_some(ev)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}; events so far:\n{}",
+                Events::read(&path).lines().join("\n")
+            )
+        })
+    }
+}
+
+impl Default for TestDir {
+    fn default() -> Self {
+        TestDir::new()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Events written by vigil-test-child
+
+/// One parsed line `KIND NAME PID ARGS... T_MS` of the events file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Position in the file (0-based), for order assertions.
+    pub index: usize,
+    /// `START`, `SIGNAL`, `EXIT`, ...
+    pub kind: String,
+    /// The `--name` of the process that wrote it.
+    pub name: String,
+    /// The pid of the process that wrote it.
+    pub pid: i32,
+    /// Fields between the pid and the timestamp (e.g. `["SIGTERM"]`, `["3"]`).
+    pub args: Vec<String>,
+    /// `CLOCK_REALTIME` milliseconds.
+    pub t_ms: u128,
+}
+
+/// The events file of `vigil-test-child`, parsed. Lines are in file (= time) order.
+#[derive(Clone, Debug, Default)]
+pub struct Events {
+    lines: Vec<String>,
+    events: Vec<Event>,
+}
+
+impl Events {
+    /// Reads `path`; a missing file is an empty list. A final line without a newline
+    /// (never produced: each event is one write) is ignored.
+    pub fn read(path: &Path) -> Events {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+        if lines.last().is_some_and(|l| !l.ends_with('\n')) {
+            lines.pop();
+        }
+        let lines: Vec<String> = lines
+            .into_iter()
+            .map(|l| l.trim_end_matches('\n').to_string())
+            .collect();
+        let events = lines
+            .iter()
+            .enumerate()
+            .filter_map(|(index, l)| Self::parse(index, l))
+            .collect();
+        Events { lines, events }
+    }
+
+    fn parse(index: usize, line: &str) -> Option<Event> {
+        let f: Vec<&str> = line.split(' ').collect();
+        if f.len() < 4 {
+            return None;
+        }
+        Some(Event {
+            index,
+            kind: f[0].to_string(),
+            name: f[1].to_string(),
+            pid: f[2].parse().ok()?,
+            args: f[3..f.len() - 1].iter().map(|s| s.to_string()).collect(),
+            t_ms: f[f.len() - 1].parse().ok()?,
+        })
+    }
+
+    /// The raw lines, in order.
+    pub fn lines(&self) -> &[String] {
+        &self.lines
+    }
+
+    /// All parsed events, in order.
+    pub fn all(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// Events of `kind` written by processes named `name`, in order.
+    pub fn of(&self, kind: &str, name: &str) -> Vec<&Event> {
+        self.events
+            .iter()
+            .filter(|e| e.kind == kind && e.name == name)
+            .collect()
+    }
+
+    /// Pids of every `START` of `name`, in order (one per incarnation).
+    pub fn starts(&self, name: &str) -> Vec<i32> {
+        self.of("START", name).iter().map(|e| e.pid).collect()
+    }
+
+    /// Signal names (`SIGTERM`, `SIGRTMIN+3`) logged by `name`, in order.
+    pub fn signals(&self, name: &str) -> Vec<String> {
+        self.of("SIGNAL", name)
+            .iter()
+            .map(|e| e.args.first().cloned().unwrap_or_default())
+            .collect()
+    }
+
+    /// `(pid, code)` of every `EXIT` of `name`, in order.
+    pub fn exits(&self, name: &str) -> Vec<(i32, i32)> {
+        self.of("EXIT", name)
+            .iter()
+            .filter_map(|e| Some((e.pid, e.args.first()?.parse().ok()?)))
+            .collect()
+    }
+
+    /// Number of events of `kind` from `name`.
+    pub fn count(&self, kind: &str, name: &str) -> usize {
+        self.of(kind, name).len()
+    }
+
+    /// Distinct pids that wrote any event under `name`, in order of first appearance.
+    pub fn pids_of(&self, name: &str) -> Vec<i32> {
+        let mut v = Vec::new();
+        for e in self.events.iter().filter(|e| e.name == name) {
+            if !v.contains(&e.pid) {
+                v.push(e.pid);
+            }
+        }
+        v
+    }
+
+    /// The first event of `kind` from `name`.
+    pub fn first(&self, kind: &str, name: &str) -> Option<&Event> {
+        self.events
+            .iter()
+            .find(|e| e.kind == kind && e.name == name)
+    }
+
+    /// The last event of `kind` from `name`.
+    pub fn last(&self, kind: &str, name: &str) -> Option<&Event> {
+        self.events
+            .iter()
+            .rev()
+            .find(|e| e.kind == kind && e.name == name)
+    }
+
+    /// File position of the first event of `kind` from `name` (for order assertions).
+    pub fn position(&self, kind: &str, name: &str) -> Option<usize> {
+        self.first(kind, name).map(|e| e.index)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// /proc inspection
+
+/// `(pid, ppid, state, pgid)` of one process, from `/proc/<pid>/stat`.
+fn stat(pid: i32) -> Option<(i32, i32, char, i32)> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) S ppid pgrp ...": comm may contain spaces and parentheses.
+    let rest = &s[s.rfind(')')? + 2..];
+    let mut f = rest.split(' ');
+    let state = f.next()?.chars().next()?;
+    let ppid = f.next()?.parse().ok()?;
+    let pgid = f.next()?.parse().ok()?;
+    Some((pid, ppid, state, pgid))
+}
+
+fn all_stats() -> Vec<(i32, i32, char, i32)> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(stat)
+        .collect()
+}
+
+/// Direct children of `pid` (host pids), zombies included.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    all_stats()
+        .into_iter()
+        .filter(|s| s.1 == pid)
+        .map(|s| s.0)
+        .collect()
+}
+
+/// Every descendant of `pid` (host pids), zombies included.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let stats = all_stats();
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(p) = frontier.pop() {
+        for s in stats.iter().filter(|s| s.1 == p) {
+            out.push(s.0);
+            frontier.push(s.0);
+        }
+    }
+    out
+}
+
+/// Zombie processes whose parent is `pid` (i.e. exited and not yet reaped by it).
+pub fn zombie_children(pid: i32) -> Vec<i32> {
+    all_stats()
+        .into_iter()
+        .filter(|s| s.1 == pid && s.2 == 'Z')
+        .map(|s| s.0)
+        .collect()
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn is_alive(pid: i32) -> bool {
+    stat(pid).is_some_and(|s| s.2 != 'Z')
+}
+
+/// Live (non-zombie) processes in process group `pgid`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    all_stats()
+        .into_iter()
+        .filter(|s| s.3 == pgid && s.2 != 'Z')
+        .map(|s| s.0)
+        .collect()
+}
+
+/// The `comm` of `pid` (e.g. `vigil`, `unshare`).
+pub fn comm(pid: i32) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim_end().to_string())
+}
+
+/// Sends `sig` to `pid`; errors (e.g. already gone) are ignored.
+pub fn kill(pid: i32, sig: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// Whether `unshare --pid --fork --mount-proc` works here (cached).
+pub fn can_unshare() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| {
+        Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "true"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// A child process spawned by a test that is SIGKILLed and reaped on drop if still
+/// running, so a failing assertion never leaks it. Derefs to [`Child`].
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    /// Spawns `cmd` (panics if that fails).
+    pub fn spawn(cmd: &mut Command) -> ChildGuard {
+        ChildGuard(cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}")))
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+
+    /// Waits for the exit with a deadline: the exit code, or 128+signal.
+    pub fn wait_exit(&mut self, timeout: Duration) -> i32 {
+        wait_for("a test child to exit", timeout, || {
+            let st = self.0.try_wait().expect("try_wait on our own child")?;
+            Some(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)))
+        })
+    }
+}
+
+impl std::ops::Deref for ChildGuard {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Running vigil
+
+/// How to start a [`Daemon`]. Build with [`Daemon::builder`].
+pub struct DaemonBuilder {
+    program: PathBuf,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    env_remove: Vec<OsString>,
+    cwd: Option<PathBuf>,
+    in_pid_namespace: bool,
+    stdin_null: bool,
+}
+
+impl DaemonBuilder {
+    /// Appends one argument.
+    pub fn arg(mut self, a: impl Into<OsString>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    /// Appends arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable for vigil (the rest is inherited).
+    pub fn env(mut self, k: impl Into<OsString>, v: impl Into<OsString>) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// Removes an inherited environment variable.
+    pub fn env_remove(mut self, k: impl Into<OsString>) -> Self {
+        self.env_remove.push(k.into());
+        self
+    }
+
+    /// Working directory for vigil.
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Run vigil as PID 1 of a new PID namespace (`unshare --pid --fork --mount-proc
+    /// --kill-child`). The pid then held by [`Daemon::pid`] is unshare's; `unshare`
+    /// forwards no signals, so use [`Daemon::signal_vigil`], which targets vigil's host pid.
+    /// Check [`can_unshare`] first and skip the test when it is false.
+    pub fn in_pid_namespace(mut self, yes: bool) -> Self {
+        self.in_pid_namespace = yes;
+        self
+    }
+
+    /// Give vigil `/dev/null` as stdin (the default) or inherit the test's stdin.
+    pub fn stdin_null(mut self, yes: bool) -> Self {
+        self.stdin_null = yes;
+        self
+    }
+
+    /// Uses another program instead of vigil (e.g. to test the harness itself).
+    pub fn program(mut self, p: impl Into<PathBuf>) -> Self {
+        self.program = p.into();
+        self
+    }
+
+    /// Starts the daemon with stdout and stderr captured to files.
+    pub fn spawn(self) -> Daemon {
+        let logs = tempfile::Builder::new()
+            .prefix("vigil-daemon-")
+            .tempdir()
+            .expect("create a temporary directory for daemon logs");
+        let stdout_path = logs.path().join("stdout");
+        let stderr_path = logs.path().join("stderr");
+        let stdout = fs::File::create(&stdout_path).expect("create daemon stdout file");
+        let stderr = fs::File::create(&stderr_path).expect("create daemon stderr file");
+        let mut cmd = if self.in_pid_namespace {
+            let mut c = Command::new("unshare");
+            c.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
+            c.arg(&self.program);
+            c
+        } else {
+            Command::new(&self.program)
+        };
+        cmd.args(&self.args)
+            .stdout(stdout)
+            .stderr(stderr)
+            .stdin(if self.stdin_null {
+                Stdio::null()
+            } else {
+                Stdio::inherit()
+            });
+        for k in &self.env_remove {
+            cmd.env_remove(k);
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if let Some(d) = &self.cwd {
+            cmd.current_dir(d);
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.program.display()));
+        Daemon {
+            child,
+            program: self.program,
+            in_pid_namespace: self.in_pid_namespace,
+            exit: None,
+            stdout_path,
+            stderr_path,
+            _logs: logs,
+        }
+    }
+}
+
+/// A running vigil (or unshare running vigil), its output captured to files.
+///
+/// On drop, if it still runs, vigil and all its descendants get SIGKILL and are waited
+/// for; if the test is panicking, vigil's stderr is printed so the failure shows it.
+pub struct Daemon {
+    child: Child,
+    program: PathBuf,
+    in_pid_namespace: bool,
+    exit: Option<i32>,
+    stdout_path: PathBuf,
+    stderr_path: PathBuf,
+    _logs: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// A builder for `vigil` with no arguments yet.
+    pub fn builder() -> DaemonBuilder {
+        DaemonBuilder {
+            program: vigil(),
+            args: Vec::new(),
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            cwd: None,
+            in_pid_namespace: false,
+            stdin_null: true,
+        }
+    }
+
+    /// Starts `vigil ARGS...` (not in a PID namespace).
+    pub fn spawn<I, S>(args: I) -> Daemon
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        Self::builder().args(args).spawn()
+    }
+
+    /// The pid of the process we spawned: vigil, or unshare with [`DaemonBuilder::in_pid_namespace`].
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// vigil's host pid. In a PID namespace: the child of unshare once it has exec'd vigil
+    /// (waits for that, up to [`TIMEOUT`]).
+    pub fn vigil_pid(&self) -> i32 {
+        if !self.in_pid_namespace {
+            return self.pid();
+        }
+        let unshare = self.pid();
+        let want = self
+            .program
+            .file_name()
+            .map(|s| s.to_string_lossy().chars().take(15).collect::<String>())
+            .unwrap_or_default();
+        self.wait_for("vigil to exec inside the PID namespace", TIMEOUT, || {
+            children_of(unshare)
+                .into_iter()
+                .find(|&p| comm(p).is_some_and(|c| c == want || want.is_empty()))
+        })
+    }
+
+    /// Sends `sig` to vigil itself (inside the namespace if any).
+    ///
+    /// As PID 1 of a namespace, vigil only receives signals it has a handler for, so wait
+    /// until it is up (e.g. its first child wrote `START`) before signalling.
+    pub fn signal_vigil(&self, sig: i32) {
+        kill(self.vigil_pid(), sig);
+    }
+
+    /// Whether the spawned process has not exited yet.
+    pub fn is_running(&mut self) -> bool {
+        self.poll_exit().is_none()
+    }
+
+    fn poll_exit(&mut self) -> Option<i32> {
+        if self.exit.is_none()
+            && let Ok(Some(st)) = self.child.try_wait()
+        {
+            self.exit = Some(match (st.code(), st.signal()) {
+                (Some(c), _) => c,
+                (None, Some(s)) => 128 + s,
+                _ => -1,
+            });
+        }
+        self.exit
+    }
+
+    /// Waits for the spawned process to exit; its exit code, or 128+signal if killed.
+    /// Panics after `timeout` with vigil's stderr in the message.
+    pub fn wait_exit(&mut self, timeout: Duration) -> i32 {
+        match try_wait_for(timeout, || self.poll_exit()) {
+            Some(c) => c,
+            None => panic!(
+                "vigil did not exit within {timeout:?}\n--- vigil stderr ---\n{}",
+                self.stderr_text()
+            ),
+        }
+    }
+
+    /// Like [`wait_for`], but the panic message includes vigil's stderr.
+    pub fn wait_for<T>(&self, what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+        try_wait_for(timeout, f).unwrap_or_else(|| {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\n--- vigil stderr ---\n{}",
+                self.stderr_text()
+            )
+        })
+    }
+
+    /// Everything vigil wrote to stderr so far.
+    pub fn stderr_text(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Everything vigil (and children inheriting its stdout) wrote to stdout so far.
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.stdout_path).unwrap_or_default()).into_owned()
+    }
+
+    /// Path of the captured stdout file.
+    pub fn stdout_path(&self) -> &Path {
+        &self.stdout_path
+    }
+
+    /// Kills everything: SIGSTOPs vigil (and unshare) so nothing new is spawned or
+    /// adopted, SIGKILLs every live descendant until none is left, then SIGKILLs vigil
+    /// (and unshare) and waits for the spawned process.
+    pub fn kill_all(&mut self) {
+        if self.poll_exit().is_some() {
+            return;
+        }
+        let top = self.pid();
+        let mut tops = vec![top];
+        if self.in_pid_namespace {
+            tops.extend(children_of(top));
+        }
+        for &t in &tops {
+            kill(t, libc::SIGSTOP);
+        }
+        try_wait_for(Duration::from_secs(1), || {
+            tops.iter()
+                .all(|&t| stat(t).is_none_or(|s| matches!(s.2, 'T' | 't' | 'Z' | 'X')))
+                .then_some(())
+        });
+        for _ in 0..20 {
+            let live: Vec<i32> = descendants(top)
+                .into_iter()
+                .filter(|p| !tops.contains(p) && is_alive(*p))
+                .collect();
+            if live.is_empty() {
+                break;
+            }
+            for &p in &live {
+                kill(p, libc::SIGKILL);
+            }
+            try_wait_for(Duration::from_millis(500), || {
+                live.iter().all(|&p| !is_alive(p)).then_some(())
+            });
+        }
+        for &t in tops.iter().rev() {
+            kill(t, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+        self.exit = self.exit.or(Some(128 + libc::SIGKILL));
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill_all();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- vigil stderr (pid {}) ---\n{}--- end vigil stderr ---",
+                self.pid(),
+                self.stderr_text()
+            );
+        }
+    }
+}
