@@ -322,24 +322,40 @@ impl Loop {
     }
 }
 
-/// Process-wide preparation before anything is spawned. Returns the start directory.
-fn prepare_process() -> PathBuf {
+/// Process-wide preparation before anything is spawned, shared by `vigil run` and
+/// `vigil exec`. Returns the directory vigil was started in (children start there).
+///
+/// - Unblocks every signal: a mask inherited from vigil's parent would otherwise hold back
+///   SIGCHLD and SIGTERM for ever (handlers never run for a blocked signal).
+/// - Becomes a child subreaper when not PID 1, or says why it cannot, what that breaks,
+///   and how to fix it.
+/// - Marks inherited descriptors close-on-exec, so children get 0, 1 and 2 only.
+/// - Changes to `/`, so vigil never pins the directory it was started in.
+pub fn prepare_process() -> PathBuf {
+    use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
+    if let Err(e) = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None) {
+        warn!(
+            "cannot unblock inherited blocked signals ({e}); vigil may not see SIGCHLD or SIGTERM"
+        );
+    }
     if crate::sys::is_pid1() {
         info!("running as PID 1");
     } else if let Err(e) = crate::sys::set_child_subreaper() {
         warn!(
-            "cannot become a child subreaper ({e}): orphaned descendants will be reparented \
-             to the real init, so vigil cannot reap them or stop them on exit; run vigil as \
-             PID 1 of a PID namespace, or on Linux >= 3.4"
+            "not running as PID 1 and cannot become a child subreaper ({e}): orphaned \
+             descendants will be reparented elsewhere, so vigil can neither reap nor stop \
+             them; run vigil as PID 1 (a container's entrypoint) or on Linux >= 3.4"
         );
     }
     if let Err(e) = crate::sys::mark_inherited_fds_cloexec() {
-        warn!("cannot mark inherited descriptors close-on-exec: {e}; children may inherit them");
+        warn!("cannot mark inherited descriptors close-on-exec ({e}); children may inherit them");
     }
-    let start_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    // Never pin the directory vigil was started in (it may be an unmountable volume).
+    let start_dir = std::env::current_dir().unwrap_or_else(|e| {
+        warn!("cannot read the current directory ({e}); children start in /");
+        PathBuf::from("/")
+    });
     if let Err(e) = std::env::set_current_dir("/") {
-        warn!("cannot change directory to /: {e}");
+        warn!("cannot change directory to / ({e}); vigil keeps its start directory busy");
     }
     start_dir
 }
