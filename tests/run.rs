@@ -573,6 +573,84 @@ fn rest_for_one_restarts_the_children_started_after_the_crashed_one() {
 }
 
 #[test]
+fn a_stop_during_a_backoff_delay_starts_nothing_and_exits_at_once() {
+    // `late` crashes and waits 30 s for its restart; `other` exits 7 when asked to stop.
+    // Once vigil is stopping nothing is restarted, and the pending restart does not hold
+    // the exit back.
+    let dir = TestDir::new();
+    let toml = format!(
+        "children = [\"other\", \"late\"]\n{}{}",
+        process(&dir, "other", &["--on-term", "exit:7"], ""),
+        process(
+            &dir,
+            "late",
+            &["--exit-after", "50", "--code", "1"],
+            "backoff = { initial = \"30s\", max = \"30s\", jitter = 0.0 }"
+        ),
+    );
+    let mut d = run_tree(&dir, &toml);
+    wait_started(&dir, &["other"]);
+    d.wait_for("the restart to be scheduled", TIMEOUT, || {
+        log(&d).contains("restart scheduled").then_some(())
+    });
+    let t0 = Instant::now();
+    d.signal_vigil(libc::SIGTERM);
+    assert_eq!(
+        d.wait_exit(TIMEOUT),
+        0,
+        "a requested stop, whatever the children's codes"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    let ev = dir.read_events();
+    assert_eq!(
+        ev.starts("late").len(),
+        1,
+        "not restarted: {:?}",
+        ev.lines()
+    );
+    assert_eq!(
+        ev.starts("other").len(),
+        1,
+        "not restarted after its exit 7"
+    );
+    assert_eq!(ev.exits("other"), vec![(ev.starts("other")[0], 7)]);
+}
+
+#[test]
+fn a_transient_child_killed_by_a_foreign_sigterm_is_not_restarted() {
+    // Death by a SIGTERM vigil did not send is a normal exit (OTP's `shutdown`); death by
+    // SIGKILL is not.
+    let dir = TestDir::new();
+    let toml = format!(
+        "children = [\"t\", \"k\"]\n{}{}",
+        process(
+            &dir,
+            "t",
+            &[],
+            "restart = \"transient\"\nbackoff = \"none\""
+        ),
+        process(
+            &dir,
+            "k",
+            &["--on-term", "exit:0"],
+            "restart = \"transient\"\nbackoff = \"none\""
+        ),
+    );
+    let mut d = run_tree(&dir, &toml);
+    let ev = wait_started(&dir, &["t", "k"]);
+    kill(ev.starts("t")[0], libc::SIGTERM);
+    d.wait_for("t not restarted", TIMEOUT, || {
+        log(&d).contains("not restarted").then_some(())
+    });
+    kill(ev.starts("k")[0], libc::SIGKILL);
+    dir.wait_events("k restarted", TIMEOUT, |e| e.count("START", "k") == 2);
+    let l = log(&d);
+    assert_eq!(logged_names(&l, "started"), strs(&["t", "k", "k"]), "{l}");
+    d.signal_vigil(libc::SIGTERM);
+    assert_eq!(d.wait_exit(TIMEOUT), 0);
+}
+
+#[test]
 fn intensity_exceeded_exits_75_and_stops_the_others() {
     let dir = TestDir::new();
     let toml = format!(
@@ -1067,6 +1145,24 @@ fn children_run_as_the_configured_user_and_group() {
     assert!(!g[2].split([',', '=']).any(|x| x == "0"), "{g:?}");
     d.signal_vigil(libc::SIGTERM);
     assert_eq!(d.wait_exit(TIMEOUT), 0);
+}
+
+#[test]
+fn children_inherit_vigils_stdout_and_vigil_logs_to_stderr() {
+    let dir = TestDir::new();
+    let toml = format!(
+        "children = [\"out\"]\n{}",
+        process(&dir, "out", &["--flood", "4000", "--on-term", "exit:0"], "")
+    );
+    let mut d = run_tree(&dir, &toml);
+    dir.wait_events("FLOOD", TIMEOUT, |e| e.count("FLOOD", "out") == 1);
+    d.signal_vigil(libc::SIGTERM);
+    assert_eq!(d.wait_exit(TIMEOUT), 0);
+    let out = d.stdout_text();
+    assert!(out.starts_with("out 0 xxx"), "{out:.200}");
+    assert!(out.len() >= 4000, "{}", out.len());
+    assert!(!out.contains("vigil starting"), "no log lines on stdout");
+    assert!(log(&d).contains("vigil starting"));
 }
 
 /// Parses a `SIGSTATE` event's `blk=HEX ign=HEX` fields.
