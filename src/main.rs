@@ -24,14 +24,17 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Logs go to stderr: children inherit stdout and stderr, and vigil's lines must not
+/// Logs go to stderr, coloured only on a terminal: children inherit stdout and stderr, and vigil's lines must not
 /// mix with a child's stdout. `RUST_LOG` overrides the default level (`info`).
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    // Colour only for a person at a terminal; files, pipes and journald get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     match format {
         LogFormat::Human => builder.init(),
