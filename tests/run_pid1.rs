@@ -263,6 +263,41 @@ fn a_second_sigterm_to_pid1_during_a_slow_stop_kills_what_is_left() {
 }
 
 #[test]
+fn pid1_acts_on_sighup_sigusr1_and_sigint() {
+    if !pid_namespaces_available("pid1_acts_on_sighup_sigusr1_and_sigint") {
+        return;
+    }
+    // The kernel drops signals without a handler sent to PID 1: each one vigil acts on
+    // must arrive and do its documented thing.
+    let dir = TestDir::new();
+    let toml = format!(
+        "children = [\"a\"]\n{}",
+        process(
+            &dir,
+            "a",
+            &["--on-int", "exit:0", "--on-term", "exit:9"],
+            "stop_signal = \"INT\""
+        )
+    );
+    let mut d = pid1_tree(&dir, &toml);
+    wait_started(&dir, &["a"]);
+    d.signal_vigil(libc::SIGHUP);
+    d.wait_for("SIGHUP logged", TIMEOUT, || {
+        log(&d).contains("SIGHUP").then_some(())
+    });
+    d.signal_vigil(libc::SIGUSR1);
+    d.wait_for("status logged", TIMEOUT, || {
+        log(&d).contains("node=a").then_some(())
+    });
+    assert!(d.is_running());
+    d.signal_vigil(libc::SIGINT);
+    assert_eq!(d.wait_exit(TIMEOUT), 0);
+    let ev = dir.read_events();
+    assert_eq!(ev.signals("a"), vec!["SIGINT"], "{:?}", ev.lines());
+    assert_eq!(ev.exits("a"), vec![(2, 0)]);
+}
+
+#[test]
 fn sigquit_to_pid1_kills_the_tree_at_once() {
     if !pid_namespaces_available("sigquit_to_pid1_kills_the_tree_at_once") {
         return;
