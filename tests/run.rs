@@ -219,8 +219,8 @@ fn nested_tree(dir: &TestDir) -> String {
     t
 }
 
-pub const NESTED_START: [&str; 6] = ["a", "b", "x", "y", "c", "d"];
-pub const NESTED_STOP: [&str; 6] = ["d", "c", "y", "x", "b", "a"];
+const NESTED_START: [&str; 6] = ["a", "b", "x", "y", "c", "d"];
+const NESTED_STOP: [&str; 6] = ["d", "c", "y", "x", "b", "a"];
 
 #[test]
 fn start_order_follows_children_and_sigterm_stops_in_reverse_depth_first() {
