@@ -3,9 +3,11 @@
 //!
 //! What it does, in order:
 //!
-//! 1. If not PID 1, become a child subreaper (warn with the consequence and the fix if
-//!    that fails). Mark inherited descriptors close-on-exec. Remember the working
-//!    directory, then `chdir("/")` so vigil never pins it; the child starts there.
+//! 1. Unblock any signal vigil inherited blocked (it would never reach the handlers). If
+//!    not PID 1, become a child subreaper (warn with the consequence and the fix if that
+//!    fails). Mark inherited descriptors close-on-exec. Remember the working directory,
+//!    then `chdir("/")` so vigil never pins it; the child starts there. (This is
+//!    [`crate::runtime::prepare_process`], shared with `vigil run`.)
 //! 2. Install signal handlers (before spawning, so nothing sent early is dropped by a
 //!    PID 1), then start CMD in a process group of its own, with every signal at its
 //!    default and an empty mask. If vigil owns the foreground of the terminal on stdin,
@@ -43,7 +45,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info};
 
 use crate::cli::ExecArgs;
 use crate::exit;
@@ -59,7 +61,9 @@ const NAME: &str = "vigil exec";
 
 /// Runs `vigil exec` and returns vigil's exit code.
 pub fn exec_main(args: &ExecArgs) -> u8 {
-    let start_dir = prepare_process();
+    // Shared with `vigil run`: unblock inherited signals, subreaper (or a warning),
+    // descriptors close-on-exec, chdir("/").
+    let start_dir = crate::runtime::prepare_process();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -71,36 +75,6 @@ pub fn exec_main(args: &ExecArgs) -> u8 {
         }
     };
     runtime.block_on(run(args, start_dir))
-}
-
-/// Process-wide preparation: subreaper, descriptor hygiene, `chdir("/")`.
-/// Returns the directory vigil was started in.
-fn prepare_process() -> PathBuf {
-    if !sys::is_pid1()
-        && let Err(e) = sys::set_child_subreaper()
-    {
-        warn!(
-            "{NAME}: not running as PID 1 and cannot register as a child subreaper ({e}); \
-             orphaned descendants will be re-parented elsewhere, so vigil can neither reap \
-             nor stop them; run vigil as PID 1 (a container's entrypoint) or on Linux >= 3.4"
-        );
-    }
-    if let Err(e) = sys::mark_inherited_fds_cloexec() {
-        warn!(
-            "{NAME}: cannot mark inherited descriptors close-on-exec ({e}); the child may inherit them"
-        );
-    }
-    let start_dir = match std::env::current_dir() {
-        Ok(dir) => dir,
-        Err(e) => {
-            warn!("{NAME}: cannot read the current directory ({e}); the child starts in /");
-            PathBuf::from("/")
-        }
-    };
-    if let Err(e) = std::env::set_current_dir("/") {
-        warn!("{NAME}: cannot change directory to / ({e}); vigil keeps its start directory busy");
-    }
-    start_dir
 }
 
 /// The signals `vigil exec` handles: everything it forwards, plus SIGCHLD.
