@@ -184,6 +184,7 @@ pub fn spawn_with(
 
     let mut cmd = Command::new(program);
     cmd.args(&spec.command[1..])
+        .envs(login_env(spec.user.as_deref()))
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&cwd)
         .process_group(0);
@@ -272,6 +273,28 @@ fn credential_target(spec: &ProcessSpec) -> String {
         (Some(u), None) => format!("user `{u}`"),
         (None, Some(g)) => format!("group `{g}`"),
         (None, None) => "another user".to_string(),
+    }
+}
+
+/// `HOME`, `USER`, `LOGNAME` and `SHELL` of the `user` a child runs as, as systemd sets
+/// them for `User=`; the process's own `env` overrides them. Nothing for a numeric uid
+/// without a passwd entry, or when no user is set.
+fn login_env(user: Option<&str>) -> Vec<(&'static str, String)> {
+    let entry = match user {
+        None => return Vec::new(),
+        Some(u) => match u.parse::<u32>() {
+            Ok(n) => User::from_uid(Uid::from_raw(n)),
+            Err(_) => User::from_name(u),
+        },
+    };
+    match entry {
+        Ok(Some(e)) => vec![
+            ("HOME", e.dir.display().to_string()),
+            ("USER", e.name.clone()),
+            ("LOGNAME", e.name),
+            ("SHELL", e.shell.display().to_string()),
+        ],
+        _ => Vec::new(),
     }
 }
 
@@ -392,6 +415,23 @@ mod tests {
         );
         let err = resolve_credentials("web", None, Some("no-such-group-vigil")).unwrap_err();
         assert!(matches!(err, SpawnError::UnknownGroup { .. }), "{err}");
+    }
+
+    #[test]
+    fn login_environment_comes_from_the_passwd_entry() {
+        let env = login_env(Some("root"));
+        assert!(env.contains(&("USER", "root".to_string())), "{env:?}");
+        assert!(env.contains(&("HOME", "/root".to_string())), "{env:?}");
+        assert_eq!(
+            login_env(Some("0")),
+            env,
+            "a numeric uid finds the same entry"
+        );
+        assert!(login_env(None).is_empty());
+        assert!(
+            login_env(Some("4000000")).is_empty(),
+            "no entry, nothing set"
+        );
     }
 
     #[test]
