@@ -34,26 +34,6 @@ fn exec_child_with(dir: &TestDir, opts: &[&str], name: &str, args: &[&str]) -> D
         .spawn()
 }
 
-/// vigil's stderr without ANSI colour sequences.
-fn log(d: &Daemon) -> String {
-    let raw = d.stderr_text();
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // Skip `ESC [ ... letter`.
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn code_of(st: std::process::ExitStatus) -> i32 {
     st.code()
         .unwrap_or_else(|| 128 + st.signal().expect("exited or signalled"))

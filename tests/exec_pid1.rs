@@ -34,25 +34,6 @@ fn pid1_exec(dir: &TestDir, args: &[&str]) -> Daemon {
         .spawn()
 }
 
-/// vigil's stderr without ANSI colour sequences.
-fn log(d: &Daemon) -> String {
-    let raw = d.stderr_text();
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// The name `vigil-test-child` logs a signal under.
 fn child_signame(sig: i32) -> String {
     let rtmin = libc::SIGRTMIN();

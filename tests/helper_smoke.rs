@@ -481,7 +481,10 @@ fn daemon_harness_captures_and_kills() {
     let gc = ev.first("GRANDCHILD", "d").unwrap().pid;
     assert!(d.is_running());
     assert!(d.stdout_text().starts_with("d 0 "));
-    assert_eq!(descendants(d.pid()), vec![gc]);
+    // Read /proc until it settles: a scan can catch a process mid-fork or mid-exit.
+    wait_for("the grandchild to be the only descendant", TIMEOUT, || {
+        (descendants(d.pid()) == vec![gc]).then_some(())
+    });
     d.kill_all();
     assert!(!d.is_running());
     wait_for("grandchild gone", TIMEOUT, || (!is_alive(gc)).then_some(()));

@@ -82,72 +82,11 @@ fn run_tree(dir: &TestDir, toml: &str) -> Daemon {
     vigil_in(dir).arg("run").arg(path).spawn()
 }
 
-/// Removes ANSI colour sequences (`ESC [ ... letter`).
-fn strip_ansi(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// vigil's stderr without ANSI colour sequences.
-fn log(d: &Daemon) -> String {
-    strip_ansi(&d.stderr_text())
-}
-
-/// The value of `key=VALUE` in a human log line.
-fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let pat = format!(" {key}=");
-    let at = line.find(&pat)? + pat.len();
-    line[at..].split(' ').next()
-}
-
-/// `(child, pid)` of every log line with message `msg` (e.g. `started`, `stopped`), in order.
-fn logged(log: &str, msg: &str) -> Vec<(String, i32)> {
-    let pat = format!(" {msg} child=");
-    log.lines()
-        .filter(|l| l.contains(&pat))
-        .filter_map(|l| {
-            let child = field(l, "child")?.to_string();
-            let pid = field(l, "pid")?.parse().ok()?;
-            Some((child, pid))
-        })
-        .collect()
-}
-
-/// Names in the order vigil logged `msg` for them.
-fn logged_names(log: &str, msg: &str) -> Vec<String> {
-    logged(log, msg).into_iter().map(|(n, _)| n).collect()
-}
-
-/// Names of the children that logged `SIGNAL`, in file order.
-fn signal_order(ev: &Events) -> Vec<String> {
-    ev.all()
-        .iter()
-        .filter(|e| e.kind == "SIGNAL")
-        .map(|e| e.name.clone())
-        .collect()
-}
-
 /// Waits until every name in `names` has written `START` once.
 fn wait_started(dir: &TestDir, names: &[&str]) -> Events {
     dir.wait_events(&format!("START of {names:?}"), TIMEOUT, |e| {
         names.iter().all(|n| e.count("START", n) >= 1)
     })
-}
-
-fn strs(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
 }
 
 /// A process started by a test without [`Daemon`]: on drop (a failing test), it and every
@@ -179,7 +118,7 @@ impl Guard {
     }
 
     fn stderr_text(&self) -> String {
-        strip_ansi(&std::fs::read_to_string(&self.stderr).unwrap_or_default())
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 }
 

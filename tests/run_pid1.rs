@@ -70,56 +70,6 @@ fn pid1_tree(dir: &TestDir, toml: &str) -> Daemon {
         .spawn()
 }
 
-/// vigil's stderr without ANSI colour sequences.
-fn log(d: &Daemon) -> String {
-    let raw = d.stderr_text();
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// `(child, pid)` of every log line with message `msg` (`started`, `stopped`), in order.
-fn logged(log: &str, msg: &str) -> Vec<(String, i32)> {
-    let field = |line: &str, key: &str| -> Option<String> {
-        let pat = format!(" {key}=");
-        let at = line.find(&pat)? + pat.len();
-        line[at..].split(' ').next().map(str::to_string)
-    };
-    let pat = format!(" {msg} child=");
-    log.lines()
-        .filter(|l| l.contains(&pat))
-        .filter_map(|l| Some((field(l, "child")?, field(l, "pid")?.parse().ok()?)))
-        .collect()
-}
-
-fn logged_names(log: &str, msg: &str) -> Vec<String> {
-    logged(log, msg).into_iter().map(|(n, _)| n).collect()
-}
-
-fn strs(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
-
-/// Names of the children that logged `SIGNAL`, in file order.
-fn signal_order(ev: &Events) -> Vec<String> {
-    ev.all()
-        .iter()
-        .filter(|e| e.kind == "SIGNAL")
-        .map(|e| e.name.clone())
-        .collect()
-}
-
 fn wait_started(dir: &TestDir, names: &[&str]) -> Events {
     dir.wait_events(&format!("START of {names:?}"), TIMEOUT, |e| {
         names.iter().all(|n| e.count("START", n) >= 1)

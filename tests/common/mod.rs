@@ -717,3 +717,49 @@ impl Drop for Daemon {
         }
     }
 }
+
+// ----- vigil's log lines -----
+
+/// vigil's stderr (plain text: vigil colours its log only on a terminal).
+pub fn log(d: &Daemon) -> String {
+    d.stderr_text()
+}
+
+/// The value of `key=VALUE` in a human log line.
+pub fn log_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let pat = format!(" {key}=");
+    let at = line.find(&pat)? + pat.len();
+    line[at..].split(' ').next()
+}
+
+/// `(child, pid)` of every log line with message `msg` (`started`, `stopped`), in order.
+pub fn logged(log: &str, msg: &str) -> Vec<(String, i32)> {
+    let pat = format!(" {msg} child=");
+    log.lines()
+        .filter(|l| l.contains(&pat))
+        .filter_map(|l| {
+            let child = log_field(l, "child")?.to_string();
+            let pid = log_field(l, "pid")?.parse().ok()?;
+            Some((child, pid))
+        })
+        .collect()
+}
+
+/// Names in the order vigil logged `msg` for them.
+pub fn logged_names(log: &str, msg: &str) -> Vec<String> {
+    logged(log, msg).into_iter().map(|(n, _)| n).collect()
+}
+
+/// Names of the children that logged `SIGNAL`, in file order.
+pub fn signal_order(ev: &Events) -> Vec<String> {
+    ev.all()
+        .iter()
+        .filter(|e| e.kind == "SIGNAL")
+        .map(|e| e.name.clone())
+        .collect()
+}
+
+/// `["a", "b"]` as owned strings.
+pub fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
