@@ -29,64 +29,15 @@ use common::*;
 // ---------------------------------------------------------------------------------------
 // Helpers: trees, running vigil, reading its log
 
-/// A TOML basic string.
-fn q(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// A TOML array of strings.
-fn arr(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| q(s)).collect();
-    format!("[{}]", quoted.join(", "))
-}
-
-/// The `command` array for `vigil-test-child --events EVENTS --name NAME ARGS...`.
-fn child_cmd(dir: &TestDir, name: &str, args: &[&str]) -> String {
-    let mut v = vec![
-        test_child().display().to_string(),
-        "--events".to_string(),
-        dir.events().display().to_string(),
-        "--name".to_string(),
-        name.to_string(),
-    ];
-    v.extend(args.iter().map(|s| s.to_string()));
-    arr(&v)
-}
-
-/// A `[process.NAME]` table running the test child with `args`, plus `extra` TOML lines.
-fn process(dir: &TestDir, name: &str, args: &[&str], extra: &str) -> String {
-    format!(
-        "\n[process.{name}]\ncommand = {}\n{extra}\n",
-        child_cmd(dir, name, args)
-    )
-}
-
 /// Writes `toml` to `vigil.toml` in `dir` and returns its path.
 fn write_config(dir: &TestDir, toml: &str) -> std::path::PathBuf {
     dir.write("vigil.toml", toml)
-}
-
-/// A builder for `vigil` in `dir` with a known log level and none of the variables the
-/// tests set themselves inherited from the environment running the tests.
-fn vigil_in(dir: &TestDir) -> DaemonBuilder {
-    Daemon::builder()
-        .current_dir(dir.path())
-        .env("RUST_LOG", "info")
-        .env_remove("VIGIL_TEST_EVENTS")
-        .env_remove("VIGIL_CONFIG")
 }
 
 /// `vigil run vigil.toml` in `dir`.
 fn run_tree(dir: &TestDir, toml: &str) -> Daemon {
     let path = write_config(dir, toml);
     vigil_in(dir).arg("run").arg(path).spawn()
-}
-
-/// Waits until every name in `names` has written `START` once.
-fn wait_started(dir: &TestDir, names: &[&str]) -> Events {
-    dir.wait_events(&format!("START of {names:?}"), TIMEOUT, |e| {
-        names.iter().all(|n| e.count("START", n) >= 1)
-    })
 }
 
 /// A process started by a test without [`Daemon`]: on drop (a failing test), it and every
@@ -981,7 +932,7 @@ fn children_get_env_overrides_and_cwd() {
     // `c` gets no --events: the test child falls back to $VIGIL_TEST_EVENTS, which vigil
     // was started with pointing elsewhere and which `env` overrides.
     let wrong = dir.join("wrong-events");
-    let c_cmd = arr(&strs(&[
+    let c_cmd = toml_array(&strs(&[
         test_child().to_str().unwrap(),
         "--name",
         "c",
@@ -989,7 +940,7 @@ fn children_get_env_overrides_and_cwd() {
         "--on-term",
         "exit:0",
     ]));
-    let sh_cmd = arr(&strs(&[
+    let sh_cmd = toml_array(&strs(&[
         "sh",
         "-c",
         "printf '%s|%s|%s\\n' \"$GREETING\" \"$FROM_VIGIL\" \"$OVERRIDDEN\" > env.txt; \
@@ -1001,10 +952,10 @@ fn children_get_env_overrides_and_cwd() {
          [process.c]\ncommand = {c_cmd}\ncwd = {}\nenv = {{ VIGIL_TEST_EVENTS = {} }}\n\n\
          [process.sh]\ncommand = {sh_cmd}\ncwd = {}\n\
          env = {{ GREETING = \"hello world\", OVERRIDDEN = \"new\", VIGIL_TEST_EVENTS = {} }}\n{}",
-        q(sub.to_str().unwrap()),
-        q(right.to_str().unwrap()),
-        q(sub.to_str().unwrap()),
-        q(right.to_str().unwrap()),
+        toml_str(sub.to_str().unwrap()),
+        toml_str(right.to_str().unwrap()),
+        toml_str(sub.to_str().unwrap()),
+        toml_str(right.to_str().unwrap()),
         process(&dir, "home", &["--report-cwd", "--on-term", "exit:0"], ""),
     );
     let cfg = write_config(&dir, &toml);

@@ -29,33 +29,6 @@ fn pid_namespaces_available(test: &str) -> bool {
     ok
 }
 
-/// A TOML basic string.
-fn q(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// A `[process.NAME]` table running `vigil-test-child --events EVENTS --name NAME ARGS...`,
-/// plus `extra` TOML lines. `events` false leaves `--events` out (no events file).
-fn process_with(dir: &TestDir, name: &str, events: bool, args: &[&str], extra: &str) -> String {
-    let mut v = vec![test_child().display().to_string()];
-    if events {
-        v.push("--events".into());
-        v.push(dir.events().display().to_string());
-    }
-    v.push("--name".into());
-    v.push(name.into());
-    v.extend(args.iter().map(|s| s.to_string()));
-    let quoted: Vec<String> = v.iter().map(|s| q(s)).collect();
-    format!(
-        "\n[process.{name}]\ncommand = [{}]\n{extra}\n",
-        quoted.join(", ")
-    )
-}
-
-fn process(dir: &TestDir, name: &str, args: &[&str], extra: &str) -> String {
-    process_with(dir, name, true, args, extra)
-}
-
 /// `vigil run vigil.toml` as PID 1 of a new PID namespace, started in `dir`.
 fn pid1_tree(dir: &TestDir, toml: &str) -> Daemon {
     let path = dir.write("vigil.toml", toml);
@@ -68,12 +41,6 @@ fn pid1_tree(dir: &TestDir, toml: &str) -> Daemon {
         .arg("run")
         .arg(path)
         .spawn()
-}
-
-fn wait_started(dir: &TestDir, names: &[&str]) -> Events {
-    dir.wait_events(&format!("START of {names:?}"), TIMEOUT, |e| {
-        names.iter().all(|n| e.count("START", n) >= 1)
-    })
 }
 
 // ---------------------------------------------------------------------------------------

@@ -787,33 +787,32 @@ impl Engine {
             delay,
             count,
         });
-        let group = self.group(s, c);
-        let sup = self.sup_mut(s);
-        sup.program.clear();
-        sup.program.extend(
-            group
-                .iter()
-                .rev()
-                .filter(|&&g| g != c)
-                .map(|&g| Step::Terminate(g)),
-        );
+        self.sup_mut(s).program.clear();
+        self.queue_group_stop(s, c);
         self.timers.push(Reverse((at, Timer::RestartDue(c))));
         self.ready.push_back(s);
     }
 
     /// The delayed half of a restart: stop what still runs in the group, start it in order.
     fn restart_group(&mut self, s: NodeId, c: NodeId) {
-        let group = self.group(s, c);
         self.nodes[c.index()].status = Status::Stopped;
-        let sup = self.sup_mut(s);
-        sup.program.extend(
-            group
-                .iter()
-                .rev()
-                .filter(|&&g| g != c)
-                .map(|&g| Step::Terminate(g)),
-        );
-        sup.program.extend(group.iter().map(|&g| Step::Start(g)));
+        let group = self.queue_group_stop(s, c);
+        self.sup_mut(s)
+            .program
+            .extend(group.into_iter().map(Step::Start));
+    }
+
+    /// Queues the termination of `c`'s group (per the strategy) except `c` itself, last
+    /// started first. Returns the group in start order.
+    fn queue_group_stop(&mut self, s: NodeId, c: NodeId) -> Vec<NodeId> {
+        let group = self.group(s, c);
+        let stops = group
+            .iter()
+            .rev()
+            .filter(|&&g| g != c)
+            .map(|&g| Step::Terminate(g));
+        self.sup_mut(s).program.extend(stops);
+        group
     }
 
     /// The children a restart of `c` takes down and brings back, in start order.

@@ -763,3 +763,60 @@ pub fn signal_order(ev: &Events) -> Vec<String> {
 pub fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
+
+// ----- trees of test children -----
+
+/// A TOML basic string.
+pub fn toml_str(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A TOML array of strings.
+pub fn toml_array(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| toml_str(s)).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// The `command` array for `vigil-test-child [--events EVENTS] --name NAME ARGS...`.
+pub fn child_cmd(dir: &TestDir, name: &str, events: bool, args: &[&str]) -> String {
+    let mut v = vec![test_child().display().to_string()];
+    if events {
+        v.push("--events".into());
+        v.push(dir.events().display().to_string());
+    }
+    v.push("--name".into());
+    v.push(name.into());
+    v.extend(args.iter().map(|s| s.to_string()));
+    toml_array(&v)
+}
+
+/// A `[process.NAME]` table running the test child with `args`, plus `extra` TOML lines.
+/// `events` false leaves `--events` out (no events file).
+pub fn process_with(dir: &TestDir, name: &str, events: bool, args: &[&str], extra: &str) -> String {
+    format!(
+        "\n[process.{name}]\ncommand = {}\n{extra}\n",
+        child_cmd(dir, name, events, args)
+    )
+}
+
+/// [`process_with`] writing events.
+pub fn process(dir: &TestDir, name: &str, args: &[&str], extra: &str) -> String {
+    process_with(dir, name, true, args, extra)
+}
+
+/// A builder for `vigil` in `dir` with a known log level and none of the variables the
+/// tests set themselves inherited from the environment running the tests.
+pub fn vigil_in(dir: &TestDir) -> DaemonBuilder {
+    Daemon::builder()
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .env_remove("VIGIL_TEST_EVENTS")
+        .env_remove("VIGIL_CONFIG")
+}
+
+/// Waits until every name in `names` has written `START` once.
+pub fn wait_started(dir: &TestDir, names: &[&str]) -> Events {
+    dir.wait_events(&format!("START of {names:?}"), TIMEOUT, |e| {
+        names.iter().all(|n| e.count("START", n) >= 1)
+    })
+}
