@@ -361,6 +361,29 @@ fn descendants_ignoring_sigterm_are_killed_after_the_grace() {
 }
 
 #[test]
+fn a_stop_signal_during_the_grace_kills_what_is_left_at_once() {
+    let dir = TestDir::new();
+    // A 60 s grace, and a descendant that ignores SIGTERM: only vigil's own SIGTERM can end
+    // the wait early.
+    let mut d = exec_leaving_descendant(&dir, "60s", "ignore", 4);
+    d.wait_for("the sweep to begin", TIMEOUT, || {
+        log(&d).contains("sweep: sent SIGTERM").then_some(())
+    });
+    dir.wait_events("gc to get SIGTERM", TIMEOUT, |e| {
+        !e.signals("gc").is_empty()
+    });
+    d.signal_vigil(libc::SIGTERM);
+    assert_eq!(
+        d.wait_exit(TIMEOUT),
+        4,
+        "the child's code, well before the grace ends"
+    );
+    let ev = dir.read_events();
+    assert!(!is_alive(ev.starts("gc")[0]));
+    assert!(log(&d).contains("killing what is left"), "{}", log(&d));
+}
+
+#[test]
 fn orphans_are_reaped_while_the_child_runs() {
     let dir = TestDir::new();
     let mut d = Daemon::builder()

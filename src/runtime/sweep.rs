@@ -143,7 +143,8 @@ pub struct SweepReport {
 /// until no child is left. Returns as soon as the reaper reports no children.
 ///
 /// `signals` must include SIGCHLD: the sweep wakes only on SIGCHLD or the grace deadline.
-/// Other signals that arrive meanwhile are logged and dropped. Every exit reaped is
+/// SIGTERM, SIGINT or SIGQUIT during the grace ends it at once (SIGKILL follows); other
+/// signals that arrive meanwhile are logged and dropped. Every exit reaped is
 /// passed to `on_exit`. Must run inside the tokio runtime (it uses its timer).
 pub async fn sweep(
     signals: &mut Signals,
@@ -195,7 +196,14 @@ pub async fn sweep(
             return report;
         }
         tokio::select! {
-            sig = signals.recv() => note_other(sig),
+            sig = signals.recv() => {
+                if [signals::TERM, signals::INT, signals::QUIT].contains(&sig) {
+                    // Someone wants vigil gone now: skip the rest of the grace.
+                    warn!(signal = %sig, "sweep: stop signal during the grace; killing what is left");
+                    break;
+                }
+                note_other(sig);
+            }
             () = tokio::time::sleep_until(deadline) => break,
         }
     }
