@@ -832,6 +832,16 @@ impl Engine {
         }
     }
 
+    /// Whether stopped child `x` will be started again by a group restart that is waiting
+    /// out a sibling's backoff. OTP restarts a group in one step, so such a child counts as
+    /// active (it is never "undefined" when another exit is handled).
+    fn awaiting_restart(&self, s: NodeId, x: NodeId) -> bool {
+        self.tree.children(s).iter().any(|&r| {
+            matches!(self.nodes[r.index()].status, Status::Restarting { .. })
+                && self.group(s, r).contains(&x)
+        })
+    }
+
     /// A start failed. During the initial start that aborts the supervisor (OTP
     /// `init_children/2`); later it is a failed restart attempt that counts (OTP
     /// `try_again_restart`).
@@ -839,7 +849,9 @@ impl Engine {
         let sup = self.sup_mut(s);
         sup.program.clear();
         if sup.initial {
-            self.shutdown_program(s, End::StartFailed { offender: c });
+            // At the root this is vigil stopping: no restarts anywhere, `shutdown_timeout`
+            // armed, and a stop signal can no longer turn exit 69 into 0.
+            self.shutdown_self(s, End::StartFailed { offender: c }, now);
         } else if self.stopping {
             self.ready.push_back(s);
         } else {
@@ -864,7 +876,8 @@ impl Engine {
             AutoShutdown::AllSignificant => !spec.children.iter().any(|&x| {
                 self.tree.node(x).significant
                     && !self.nodes[x.index()].removed
-                    && !matches!(self.nodes[x.index()].status, Status::Stopped)
+                    && (!matches!(self.nodes[x.index()].status, Status::Stopped)
+                        || self.awaiting_restart(s, x))
             }),
         };
         if trigger {

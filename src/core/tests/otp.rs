@@ -1006,6 +1006,53 @@ fn g_exit_code_follows_the_trigger_through_supervisors() {
     assert_eq!(sim.run_to_exit(), 3);
 }
 
+/// Found in review: under `all_significant`, a significant child taken down by a sibling's
+/// group restart, and waiting out that sibling's backoff, still counts as active (OTP
+/// restarts the group in one step, so it is never undefined when another exit arrives).
+#[test]
+fn g_all_significant_counts_children_awaiting_a_group_restart() {
+    let cfg = root("rest_for_one", 5, "60s", &["c1", "c2", "c3"])
+        .replace("children", "auto_shutdown = \"all_significant\"\nchildren")
+        + &p("c1", "restart = \"transient\"\nsignificant = true")
+        + "[process.c2]\ncommand = [\"x\"]\nbackoff = { initial = \"5s\", jitter = 0.0 }\n"
+        + &p("c3", "restart = \"transient\"\nsignificant = true");
+    let mut sim = Sim::new(&cfg).start();
+    let m = sim.mark();
+    sim.kill("c2", KILL); // group (c2, c3): c3 stopped now, the group starts at +5 s
+    sim.run_ms(1_000);
+    assert_eq!(sim.state("c3"), "stopped");
+    sim.exit_with("c1", 0);
+    sim.run_ms(10_000);
+    assert_eq!(sim.exit, None, "trace:\n{}", sim.dump());
+    assert_eq!(
+        sim.trace_from(m),
+        lines(&["TERM c3", "START c2", "START c3"])
+    );
+    // Once c3 ends too, every significant child is done.
+    sim.exit_with("c3", 0);
+    assert_eq!(sim.run_to_exit(), 0);
+}
+
+/// Found in review: a stop signal while a boot failure is being unwound keeps exit 69.
+#[test]
+fn b07_stop_during_the_unwind_of_a_boot_failure_keeps_69() {
+    let cfg =
+        root("one_for_one", 3, "5s", &["w", "b"]) + &p("w", "shutdown = \"10s\"") + &p("b", "");
+    for second in [false, true] {
+        let mut sim = Sim::new(&cfg)
+            .with("w", Behaviour::stop_after(3_000))
+            .with("b", Behaviour::fail_spawn(|_| true))
+            .start();
+        sim.run_ms(1_000);
+        assert_eq!(sim.exit, None);
+        sim.stop();
+        if second {
+            sim.kill_all();
+        }
+        assert_eq!(sim.run_to_exit(), 69, "trace:\n{}", sim.dump());
+    }
+}
+
 // ---------- H. Nested supervisors and escalation ----------
 
 /// Case 56: `tree`: a subtree's give-up escalates into a `one_for_all` parent.

@@ -3,6 +3,9 @@
 //! - No action after the exit: once `Exit` is queued, inputs produce nothing.
 //! - A stop always ends with every child stopped (nothing alive when vigil exits).
 //! - No supervisor's window ever holds more restarts than its intensity.
+//!
+//! Children fail some restart spawns, ignore or delay their stop signal, and a stop can
+//! arrive at any point among the failures.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -20,6 +23,8 @@ struct Proc {
     significant: bool,
     backoff: bool,
     on_stop: u8,
+    /// Restart spawns fail on every third invocation (never the first).
+    flaky_spawn: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -36,6 +41,7 @@ enum Op {
     Exit(usize, i32),
     Kill(usize, i32),
     Wait(u64),
+    Stop,
 }
 
 fn proc_strategy() -> impl Strategy<Value = Proc> {
@@ -45,14 +51,18 @@ fn proc_strategy() -> impl Strategy<Value = Proc> {
         any::<bool>(),
         any::<bool>(),
         0u8..3,
+        any::<bool>(),
     )
-        .prop_map(|(restart, shutdown, significant, backoff, on_stop)| Proc {
-            restart,
-            shutdown,
-            significant,
-            backoff,
-            on_stop,
-        })
+        .prop_map(
+            |(restart, shutdown, significant, backoff, on_stop, flaky_spawn)| Proc {
+                restart,
+                shutdown,
+                significant,
+                backoff,
+                on_stop,
+                flaky_spawn,
+            },
+        )
 }
 
 fn sup_strategy() -> impl Strategy<Value = Sup> {
@@ -77,6 +87,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         (0usize..8, 0i32..3).prop_map(|(i, c)| Op::Exit(i, c)),
         (0usize..8, prop::sample::select(vec![9, 15, 11])).prop_map(|(i, s)| Op::Kill(i, s)),
         (0u64..4_000).prop_map(Op::Wait),
+        Just(Op::Stop),
     ]
 }
 
@@ -165,7 +176,12 @@ proptest! {
                 1 => OnStop::Ignore,
                 _ => OnStop::After(Duration::from_millis(150), ExitStatus::Code(0)),
             };
-            sim = sim.with(&format!("p{i}"), Behaviour::default().on_stop(on_stop));
+            let b = if p.flaky_spawn {
+                Behaviour::fail_spawn(|n| n > 1 && n % 3 == 0)
+            } else {
+                Behaviour::default()
+            };
+            sim = sim.with(&format!("p{i}"), b.on_stop(on_stop));
         }
         let mut sim = sim.start();
         for op in ops {
@@ -186,6 +202,9 @@ proptest! {
                     }
                 }
                 Op::Wait(ms) => sim.run_ms(ms),
+                // A stop mid-way (perhaps during a group restart or a backoff delay); the
+                // ops that follow still poke at processes that are stopping.
+                Op::Stop => sim.stop(),
             }
             if sim.exit.is_some() {
                 prop_assert_eq!(sim.alive_count(), 0, "exit with children alive:\n{}", sim.dump());
