@@ -183,3 +183,26 @@ fn run_with_an_invalid_config_starts_nothing() {
     );
     assert!(!marker.exists(), "a child was started");
 }
+
+/// The tree shown in the README is a valid config (documentation that cannot rot).
+#[test]
+fn the_readme_example_is_valid() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("read README.md");
+    let start = readme
+        .find("```toml\n")
+        .expect("a toml block in the README")
+        + 8;
+    let len = readme[start..].find("```").expect("closed toml block");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("readme.toml");
+    std::fs::write(&path, &readme[start..start + len]).expect("write");
+    let out = Command::new(vigil())
+        .arg("check")
+        .arg(&path)
+        .output()
+        .expect("run vigil check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "no warnings expected: {stderr}");
+}
