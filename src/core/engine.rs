@@ -402,6 +402,12 @@ impl Engine {
         self.timers.peek().map(|Reverse((at, _))| *at)
     }
 
+    /// When the overall `shutdown_timeout` of the current stop runs out, if one is set and
+    /// vigil is stopping. Stays set after it has passed.
+    pub fn stop_deadline(&self) -> Option<Instant> {
+        self.stop_deadline
+    }
+
     /// Whether `pid` belongs to a child of the tree (otherwise it is an adopted orphan).
     pub fn is_child(&self, pid: Pid) -> bool {
         self.pids.contains_key(&pid)
@@ -1029,7 +1035,7 @@ impl Engine {
                 self.ready.push_back(parent);
             }
             Timer::StopDeadline => {
-                self.stop_deadline = None;
+                // `stop_deadline` stays set: the runtime bounds its final sweep by it.
                 self.kill_subtree(NodeId::ROOT, End::Stopped);
             }
         }

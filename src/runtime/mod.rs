@@ -30,7 +30,8 @@ use crate::core::{Action, End, Engine, Event, Input};
 use crate::exit;
 use crate::spec::{NodeId, Signal, Tree, humanize};
 
-/// How long descendants left after the tree has stopped get between SIGTERM and SIGKILL.
+/// How long descendants left after the tree has stopped get between SIGTERM and SIGKILL
+/// (less when `shutdown_timeout` has less left).
 pub const SWEEP_GRACE: Duration = Duration::from_secs(5);
 
 /// `vigil run`: load the tree, supervise it, and return vigil's exit code.
@@ -100,8 +101,13 @@ pub async fn run(tree: Tree) -> u8 {
             () = sleep_until(deadline), if deadline.is_some() => lp.engine.handle(Input::Tick, now()),
         }
     };
+    // The sweep's grace never outlasts `shutdown_timeout`: Kubernetes' grace period ends
+    // the pod at that point anyway.
+    let grace = lp.engine.stop_deadline().map_or(SWEEP_GRACE, |deadline| {
+        SWEEP_GRACE.min(deadline.saturating_duration_since(now()))
+    });
     let stats = &lp.stats;
-    sweep::sweep(&mut signals, SWEEP_GRACE, &mut |pid, status| {
+    sweep::sweep(&mut signals, grace, &mut |pid, status| {
         debug!(pid, %status, "reaped during sweep");
     })
     .await;

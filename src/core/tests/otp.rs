@@ -785,6 +785,27 @@ fn f_shutdown_timeout_kills_what_is_left() {
     assert_eq!(sim.times_of("KILL b"), vec![3_000]);
 }
 
+/// The stop deadline is reported to the runtime, which bounds its final sweep by it.
+#[test]
+fn f_stop_deadline_is_reported() {
+    let cfg = "shutdown_timeout = \"3s\"\n".to_string()
+        + &root("one_for_one", 3, "5s", &["a"])
+        + &p("a", "");
+    let mut sim = Sim::new(&cfg).start();
+    assert_eq!(sim.engine.stop_deadline(), None, "not stopping yet");
+    let t = sim.now;
+    sim.stop();
+    assert_eq!(
+        sim.engine.stop_deadline(),
+        Some(t + std::time::Duration::from_secs(3))
+    );
+    assert_eq!(sim.run_to_exit(), 0);
+    assert!(
+        sim.engine.stop_deadline().is_some(),
+        "still known after the exit"
+    );
+}
+
 /// A second stop signal kills everything left at once.
 #[test]
 fn f_second_stop_kills_at_once() {
