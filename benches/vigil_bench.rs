@@ -50,6 +50,14 @@ int main(int argc, char **argv) {
 }
 "#;
 
+/// What issue 7 asks for that this program does not measure yet.
+const NOT_YET: &str = "## Not measured yet\n\n\
+- Peers (tini, dumb-init, runit's runsv, s6-supervise, supervisord; horust skipped: \
+`cargo install` takes too long) and their built-in throttles.\n\
+- Nested supervisors and N = 10,000 for start/stop; orphan reaping as PID 1; \
+`vigil exec` against tini and dumb-init; growth with N beyond the sizes above.\n\
+- vigil as PID 1 in a PID namespace (all figures here are with vigil as a child subreaper).\n";
+
 struct Ctx {
     vigil: PathBuf,
     child: PathBuf,
@@ -103,6 +111,7 @@ fn main() {
     idle_section(&mut md, &ctx);
     memory_section(&mut md, &ctx);
     startstop_section(&mut md, &ctx);
+    md.push_str(NOT_YET);
     let out = std::env::var_os("VIGIL_BENCH_OUT")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("BENCHMARKS.md"));
