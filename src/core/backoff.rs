@@ -43,10 +43,21 @@ fn base_delay(initial: Duration, max: Duration, multiplier: f64, attempt: u32) -
 /// intensity of `intensity`: the sum of the `intensity` smallest possible delays between its
 /// `intensity + 1` counted exits. If this exceeds the period, the supervisor never gives up
 /// on such a child; `vigil check` warns about it.
+///
+/// Constant time in `intensity`: once the delay reaches its cap (or after 10,000 steps,
+/// for multipliers so close to 1 that it grows too slowly to matter), the remaining delays
+/// are counted as equal to the last one, which never overstates the total.
 pub fn min_time_to_exhaust(backoff: &Backoff, intensity: u32) -> Duration {
-    (0..intensity)
-        .map(|attempt| delay(backoff, attempt, 0.0))
-        .fold(Duration::ZERO, |acc, d| acc.saturating_add(d))
+    let cap = delay(backoff, u32::MAX, 0.0);
+    let mut total = Duration::ZERO;
+    for attempt in 0..intensity {
+        let d = delay(backoff, attempt, 0.0);
+        if d >= cap || attempt >= 10_000 {
+            return total.saturating_add(d.saturating_mul(intensity - attempt));
+        }
+        total = total.saturating_add(d);
+    }
+    total
 }
 
 /// Whether a child's schedule starts over, given how long it ran before exiting.
@@ -118,6 +129,31 @@ mod tests {
         // 3 in 5 s with the default schedule: 0.09 + 0.18 + 0.36 s at the lowest jitter.
         let t = min_time_to_exhaust(&Backoff::DEFAULT, 3);
         assert_eq!(t.as_millis(), 630);
+    }
+
+    #[test]
+    fn exhaust_time_is_exact_and_cheap_for_huge_intensities() {
+        // 100, 200, 400, 800 ms, then the 1 s cap: summing term by term must agree.
+        let b = exp(100, 1000, 0.0);
+        let slow: Duration = (0..50).map(|a| delay(&b, a, 0.0)).sum();
+        assert_eq!(min_time_to_exhaust(&b, 50), slow);
+        // A multiplier of 1 never reaches a cap below max: constant delays.
+        let flat = Backoff::Exponential {
+            initial: Duration::from_millis(10),
+            max: Duration::from_secs(1),
+            multiplier: 1.0,
+            jitter: 0.0,
+            reset_after: Duration::from_secs(1),
+        };
+        assert_eq!(
+            min_time_to_exhaust(&flat, 20_000),
+            Duration::from_millis(200_000)
+        );
+        // Used to loop a billion times.
+        assert_eq!(
+            min_time_to_exhaust(&b, u32::MAX),
+            Duration::from_secs(u64::from(u32::MAX) - 4) + Duration::from_millis(1500)
+        );
     }
 
     #[test]

@@ -52,6 +52,16 @@ impl Window {
         true
     }
 
+    /// Restarts recorded; right after [`Window::add`] this is the count inside the period.
+    pub fn len(&self) -> usize {
+        self.restarts.len()
+    }
+
+    /// Whether no restart is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.restarts.is_empty()
+    }
+
     /// How many counted restarts are still inside the period as of `now`.
     pub fn count(&self, now: Instant) -> usize {
         self.restarts
