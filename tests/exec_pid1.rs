@@ -12,16 +12,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// Whether the test can run; prints why not.
-fn pid_namespaces_available(test: &str) -> bool {
-    let ok = can_unshare();
-    if !ok {
-        eprintln!("skipping {test}: `unshare --pid --fork --mount-proc` is not permitted here");
-    }
-    ok
-}
-
 /// `vigil exec -- vigil-test-child ARGS...` as PID 1, in `dir`.
 fn pid1_exec(dir: &TestDir, args: &[&str]) -> Daemon {
     Daemon::builder()

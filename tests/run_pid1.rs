@@ -19,16 +19,6 @@ use common::*;
 
 // ---------------------------------------------------------------------------------------
 // Helpers (the same tree-building helpers as tests/run.rs)
-
-/// Whether the test can run; prints why not.
-fn pid_namespaces_available(test: &str) -> bool {
-    let ok = can_unshare();
-    if !ok {
-        eprintln!("skipping {test}: `unshare --pid --fork --mount-proc` is not permitted here");
-    }
-    ok
-}
-
 /// `vigil run vigil.toml` as PID 1 of a new PID namespace, started in `dir`.
 fn pid1_tree(dir: &TestDir, toml: &str) -> Daemon {
     let path = dir.write("vigil.toml", toml);

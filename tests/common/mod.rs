@@ -820,3 +820,12 @@ pub fn wait_started(dir: &TestDir, names: &[&str]) -> Events {
         names.iter().all(|n| e.count("START", n) >= 1)
     })
 }
+
+/// Whether this test can run vigil as PID 1; prints why `test` is skipped when not.
+pub fn pid_namespaces_available(test: &str) -> bool {
+    let ok = can_unshare();
+    if !ok {
+        eprintln!("skipping {test}: `unshare --pid --fork --mount-proc` is not permitted here");
+    }
+    ok
+}
