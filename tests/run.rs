@@ -117,7 +117,7 @@ fn start_order_follows_children_and_sigterm_stops_in_reverse_depth_first() {
     let dir = TestDir::new();
     let mut d = run_tree(&dir, &nested_tree(&dir));
     wait_started(&dir, &NESTED_START);
-    let l = log(&d);
+    let l = wait_logged(&d, "started", &NESTED_START);
     assert_eq!(logged_names(&l, "started"), strs(&NESTED_START), "{l}");
     assert!(l.contains("all children started"), "{l}");
     // The pids vigil logged are the children that wrote START.
@@ -445,7 +445,7 @@ fn rest_for_one_restarts_the_children_started_after_the_crashed_one() {
     assert!(ev.signals("a").is_empty());
     // c was stopped with its stop signal before b came back.
     assert_eq!(ev.signals("c"), vec!["SIGTERM"]);
-    let l = log(&d);
+    let l = wait_logged(&d, "started", &["a", "b", "c", "b", "c"]);
     assert_eq!(
         logged_names(&l, "started"),
         strs(&["a", "b", "c", "b", "c"]),
@@ -534,7 +534,7 @@ fn a_transient_child_killed_by_a_foreign_sigterm_is_not_restarted() {
     });
     kill(ev.starts("k")[0], libc::SIGKILL);
     dir.wait_events("k restarted", TIMEOUT, |e| e.count("START", "k") == 2);
-    let l = log(&d);
+    let l = wait_logged(&d, "started", &["t", "k", "k"]);
     assert_eq!(logged_names(&l, "started"), strs(&["t", "k", "k"]), "{l}");
     d.signal_vigil(libc::SIGTERM);
     assert_eq!(d.wait_exit(TIMEOUT), 0);

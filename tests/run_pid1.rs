@@ -55,7 +55,7 @@ fn sigterm_to_pid1_stops_a_nested_tree_in_order_and_exits_0() {
     let stop = ["d", "c", "y", "x", "b", "a"];
     let mut d = pid1_tree(&dir, &toml);
     let ev = wait_started(&dir, &start);
-    let l = log(&d);
+    let l = wait_logged(&d, "started", &start);
     assert!(l.contains("running as PID 1"), "{l}");
     assert_eq!(logged_names(&l, "started"), strs(&start), "{l}");
     // vigil is 1 and the parent of every child; the first child is 2.
