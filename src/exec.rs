@@ -102,9 +102,12 @@ async fn run(args: &ExecArgs, start_dir: PathBuf) -> u8 {
         user: None,
         group: None,
         backoff: Backoff::None,
+            ready: None,
+            health: None,
     };
     let options = SpawnOptions {
         foreground_tty: foreground,
+        ..SpawnOptions::default()
     };
     // Spawned synchronously: the pid is known before the first await below.
     let child = match spawn::spawn_with(NAME, &spec, &start_dir, options) {

@@ -148,6 +148,10 @@ pub struct ProcessSpec {
     pub group: Option<String>,
     /// Delay before restarts.
     pub backoff: Backoff,
+    /// When the process counts as started (`ready`); `None`: as soon as it is spawned.
+    pub ready: Option<ReadySpec>,
+    /// Liveness check while it runs (`health`); `None`: none.
+    pub health: Option<HealthSpec>,
 }
 
 impl ProcessSpec {
@@ -422,4 +426,77 @@ mod tests {
         assert_eq!(ExitStatus::Signaled(Signal::KILL).shell_code(), 137);
         assert_eq!(ExitStatus::Signaled(Signal::TERM).shell_code(), 143);
     }
+}
+
+/// How vigil learns that a process is ready, or checks that it is healthy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// s6's protocol: the process writes a newline to this descriptor (3 or more).
+    NotifyFd(i32),
+    /// systemd's protocol: `READY=1` on the datagram socket named by `NOTIFY_SOCKET`.
+    SdNotify,
+    /// A TCP connection to `host:port` succeeds.
+    Tcp(String),
+    /// A GET of this `http://` URL answers 2xx.
+    Http(String),
+    /// This command (argv, no shell) exits 0.
+    Exec(Vec<String>),
+    /// This path exists.
+    File(PathBuf),
+}
+
+impl Check {
+    /// The config key of the kind (`notify_fd`, `sd_notify`, `tcp`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Check::NotifyFd(_) => "notify_fd",
+            Check::SdNotify => "sd_notify",
+            Check::Tcp(_) => "tcp",
+            Check::Http(_) => "http",
+            Check::Exec(_) => "exec",
+            Check::File(_) => "file",
+        }
+    }
+
+    /// Whether vigil runs this check on a timer (the process does nothing special).
+    pub fn is_polled(&self) -> bool {
+        !matches!(self, Check::NotifyFd(_) | Check::SdNotify)
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Check::NotifyFd(n) => write!(f, "notify_fd = {n}"),
+            Check::SdNotify => write!(f, "sd_notify = true"),
+            Check::Tcp(a) => write!(f, "tcp = {a:?}"),
+            Check::Http(u) => write!(f, "http = {u:?}"),
+            Check::Exec(argv) => write!(f, "exec = {argv:?}"),
+            Check::File(p) => write!(f, "file = {:?}", p.display().to_string()),
+        }
+    }
+}
+
+/// `ready = { KIND = ..., timeout, interval }` on a process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadySpec {
+    /// What "ready" means.
+    pub check: Check,
+    /// How long the process has to become ready; then its start has failed.
+    pub timeout: Duration,
+    /// Time between two tries of a polled check (also the bound of one try).
+    pub interval: Duration,
+}
+
+/// `health = { KIND = ..., interval, timeout, failures }` on a process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthSpec {
+    /// The check (a polled kind).
+    pub check: Check,
+    /// Time between two checks.
+    pub interval: Duration,
+    /// How long one check may take before it counts as failed.
+    pub timeout: Duration,
+    /// Consecutive failed checks after which the process is stopped and restarted.
+    pub failures: u32,
 }

@@ -308,6 +308,9 @@ pub struct ChildSetup {
     pub uid: Option<libc::uid_t>,
     /// Take the foreground of the terminal on stdin (exec mode on a tty).
     pub foreground: bool,
+    /// Pass descriptor `.0` (open in vigil, close-on-exec) to the child as descriptor
+    /// `.1`, without close-on-exec (a readiness `notify_fd`).
+    pub pass_fd: Option<(RawFd, RawFd)>,
 }
 
 /// Installs the child-side setup on `cmd`: with every signal blocked (the parent holds
@@ -322,16 +325,47 @@ pub fn install_pre_exec(cmd: &mut Command, setup: ChildSetup) {
         if setup.foreground {
             take_terminal_foreground();
         }
+        if let Some((from, to)) = setup.pass_fd {
+            pass_fd(from, to)?;
+        }
         reset_signals_for_exec();
         Ok(())
     };
     // SAFETY: the hook runs in the forked child. It only reads data captured before the
     // fork (no allocation: `as_deref` borrows) and calls async-signal-safe functions
-    // (sigprocmask, setgroups, setgid, setuid, getpgrp, tcsetpgrp, sigaction). Errors are
+    // (sigprocmask, setgroups, setgid, setuid, getpgrp, tcsetpgrp, dup2, fcntl, sigaction). Errors are
     // built with `last_os_error`, which does not allocate.
     unsafe {
         cmd.pre_exec(hook);
     }
+}
+
+/// Child side: makes `from` available as `to` across exec. `dup2` gives `to` without
+/// close-on-exec; when `from == to` the flag is cleared instead. Async-signal-safe.
+fn pass_fd(from: RawFd, to: RawFd) -> io::Result<()> {
+    if from == to {
+        // SAFETY: F_GETFD/F_SETFD only read and change the flag of a descriptor this
+        // (forked) process owns; fcntl is async-signal-safe.
+        let rc = unsafe {
+            let flags = libc::fcntl(to, libc::F_GETFD);
+            if flags < 0 {
+                flags
+            } else {
+                libc::fcntl(to, libc::F_SETFD, flags & !libc::FD_CLOEXEC)
+            }
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        return Ok(());
+    }
+    // SAFETY: dup2 is async-signal-safe; `from` is open (the parent keeps it open across
+    // the spawn) and replacing whatever `to` was only affects this forked child, whose
+    // other descriptors are close-on-exec anyway.
+    if unsafe { libc::dup2(from, to) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// A registration made by [`register_signal_pipe`]; pass it to [`unregister_signal`].
@@ -416,4 +450,9 @@ pub fn waitid_exited(target: Option<Pid>, peek: bool) -> nix::Result<Option<(Pid
         _ => ExitStatus::Code(status),
     };
     Ok(Some((pid, status)))
+}
+
+/// A pipe whose both ends are close-on-exec: `(read, write)`.
+pub fn pipe_cloexec() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
 }

@@ -11,6 +11,7 @@
 //! Every problem becomes a [`Diagnostic`] with the file, line:col, the key path and a
 //! hint. This module never starts anything and never reads anything but the one file.
 
+mod probe;
 mod raw;
 mod render;
 #[cfg(test)]
@@ -22,6 +23,10 @@ use std::path::{Path, PathBuf};
 
 use crate::spec::Tree;
 
+pub use probe::{
+    DEFAULT_HEALTH_FAILURES, DEFAULT_HEALTH_INTERVAL, DEFAULT_HEALTH_TIMEOUT, DEFAULT_READY_INTERVAL,
+    DEFAULT_READY_TIMEOUT,
+};
 pub use render::render;
 pub use validate::{DEFAULT_INTENSITY, DEFAULT_PERIOD, DEFAULT_PROCESS_SHUTDOWN};
 

@@ -110,6 +110,8 @@ pub(crate) struct RawProcess {
     pub user: Field<String>,
     pub group: Field<String>,
     pub backoff: Field<Backoff>,
+    pub ready: Field<crate::spec::ReadySpec>,
+    pub health: Field<crate::spec::HealthSpec>,
 }
 
 /// The whole file, read but not yet resolved.
@@ -160,6 +162,8 @@ const PROCESS_KEYS: &[&str] = &[
     "user",
     "group",
     "backoff",
+    "ready",
+    "health",
 ];
 const BACKOFF_KEYS: &[&str] = &["initial", "max", "multiplier", "jitter", "reset_after"];
 
@@ -321,6 +325,8 @@ impl RawProcess {
             user: Field::Missing,
             group: Field::Missing,
             backoff: Field::Missing,
+            ready: Field::Missing,
+            health: Field::Missing,
         };
         for (k, k_at, v) in entries(body) {
             let path = join(&p.key, k);
@@ -341,6 +347,8 @@ impl RawProcess {
                 "user" => p.user = id(cx, &path, v, "user"),
                 "group" => p.group = id(cx, &path, v, "group"),
                 "backoff" => p.backoff = backoff(cx, &path, v),
+                "ready" => p.ready = super::probe::ready(cx, &path, v),
+                "health" => p.health = super::probe::health(cx, &path, v),
                 _ => unknown_key(cx, &p.key, k, k_at, PROCESS_KEYS),
             }
         }
@@ -361,7 +369,7 @@ impl RawProcess {
 }
 
 /// A table's entries in file order, with the byte offset of each key.
-fn entries<'a, 'i>(table: &'a DeTable<'i>) -> Vec<Entry<'a, 'i>> {
+pub(super) fn entries<'a, 'i>(table: &'a DeTable<'i>) -> Vec<Entry<'a, 'i>> {
     let mut out: Vec<Entry<'a, 'i>> = table
         .iter()
         .map(|(k, v)| (k.get_ref().as_ref(), k.span().start, v))
@@ -396,7 +404,7 @@ pub(crate) fn quote(s: &str) -> String {
     format!("{s:?}")
 }
 
-fn type_error(
+pub(super) fn type_error(
     cx: &mut Cx<'_>,
     path: &str,
     v: &Spanned<DeValue<'_>>,
@@ -449,7 +457,7 @@ fn one_of(options: &[&str]) -> String {
     format!("expected one of {}", quoted.join(", "))
 }
 
-fn unknown_key(cx: &mut Cx<'_>, prefix: &str, k: &str, k_at: usize, allowed: &[&str]) {
+pub(super) fn unknown_key(cx: &mut Cx<'_>, prefix: &str, k: &str, k_at: usize, allowed: &[&str]) {
     let hint = match suggest(k, allowed.iter().copied()) {
         Some(s) => format!("did you mean `{s}`?"),
         None => {
@@ -516,7 +524,7 @@ fn section<'a, 'i>(
     }
 }
 
-fn string<'a>(
+pub(super) fn string<'a>(
     cx: &mut Cx<'_>,
     path: &str,
     v: &'a Spanned<DeValue<'_>>,
@@ -531,7 +539,7 @@ fn string<'a>(
     }
 }
 
-fn nonempty_string<'a>(
+pub(super) fn nonempty_string<'a>(
     cx: &mut Cx<'_>,
     path: &str,
     v: &'a Spanned<DeValue<'_>>,
@@ -559,14 +567,14 @@ fn nonempty_string<'a>(
     Some(s)
 }
 
-fn integer(v: &DeValue<'_>) -> Option<Option<i64>> {
+pub(super) fn integer(v: &DeValue<'_>) -> Option<Option<i64>> {
     match v {
         DeValue::Integer(i) => Some(i64::from_str_radix(i.as_str(), i.radix()).ok()),
         _ => None,
     }
 }
 
-fn boolean(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Field<bool> {
+pub(super) fn boolean(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Field<bool> {
     match v.get_ref() {
         DeValue::Boolean(b) => Field::Set(*b, v.span().start),
         _ => {
@@ -644,7 +652,7 @@ fn duration_type_error(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>, ex
     type_error(cx, path, v, expected, Some(hint));
 }
 
-fn duration(
+pub(super) fn duration(
     cx: &mut Cx<'_>,
     path: &str,
     v: &Spanned<DeValue<'_>>,
@@ -801,7 +809,7 @@ fn stop_signal(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Field<S
     }
 }
 
-fn command(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Field<Vec<String>> {
+pub(super) fn command(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Field<Vec<String>> {
     let at = v.span().start;
     let hint = "write the program and its arguments as a list, e.g. command = [\"/bin/sh\", \"-c\", \"echo hi\"] (no shell is involved)";
     let DeValue::Array(items) = v.get_ref() else {

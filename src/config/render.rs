@@ -96,6 +96,27 @@ fn details(n: &Node) -> Vec<String> {
                     .as_deref()
                     .map_or_else(|| "(inherited)".into(), quote),
             ));
+            if let Some(r) = &p.ready {
+                let every = if r.check.is_polled() {
+                    format!(", every {}", humanize(r.interval))
+                } else {
+                    String::new()
+                };
+                lines.push(format!(
+                    "ready: {}, timeout {}{every}",
+                    r.check,
+                    humanize(r.timeout)
+                ));
+            }
+            if let Some(h) = &p.health {
+                lines.push(format!(
+                    "health: {}, every {}, timeout {}, {} failures",
+                    h.check,
+                    humanize(h.interval),
+                    humanize(h.timeout),
+                    h.failures
+                ));
+            }
             if p.env.is_empty() {
                 lines.push("env: (inherited, nothing added)".into());
             } else {

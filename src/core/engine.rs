@@ -15,10 +15,14 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::backoff::{self, Rng};
+pub use readiness::Probe;
 use super::intensity::Window;
 use crate::spec::{
     AutoShutdown, ExitStatus, NodeId, NodeKind, Restart, Shutdown, Signal, Strategy, Tree,
 };
+
+#[path = "readiness.rs"]
+mod readiness;
 
 /// An OS process id, as far as the engine cares.
 pub type Pid = i32;
@@ -53,6 +57,24 @@ pub enum Input {
     Kill,
     /// A deadline from [`Engine::next_deadline`] has passed.
     Tick,
+    /// The `ready` check of `node` passed (its start completes), or a health check of a
+    /// running `node` passed again after [`Input::NotReady`].
+    Ready {
+        /// The process node.
+        node: NodeId,
+    },
+    /// A health check of `node` failed, fewer than `failures` times in a row: it is no
+    /// longer ready, but keeps running.
+    NotReady {
+        /// The process node.
+        node: NodeId,
+    },
+    /// `failures` health checks of `node` failed in a row: stop it and restart it per its
+    /// restart type.
+    Unhealthy {
+        /// The process node.
+        node: NodeId,
+    },
 }
 
 /// Something the runtime must do.
@@ -75,6 +97,21 @@ pub enum Action {
     },
     /// The initial start of the whole tree has completed.
     Ready,
+    /// Run `probe` for process `node` (pid `pid`), replacing any probe of it, and feed
+    /// [`Input::Ready`], [`Input::NotReady`] or [`Input::Unhealthy`].
+    Watch {
+        /// The process node.
+        node: NodeId,
+        /// Its pid.
+        pid: Pid,
+        /// Which check.
+        probe: Probe,
+    },
+    /// Stop probing `node` (it is ready, or being stopped, or gone).
+    Unwatch {
+        /// The process node.
+        node: NodeId,
+    },
     /// The root has finished: sweep leftovers and exit with `code`.
     Exit {
         /// vigil's exit code.
@@ -140,6 +177,37 @@ pub enum Event {
         /// The supervisor.
         supervisor: NodeId,
     },
+    /// A process became ready; `regained` after it had lost readiness while running.
+    Ready {
+        /// The process.
+        node: NodeId,
+        /// Whether it was ready before (a health check passed again).
+        regained: bool,
+    },
+    /// A running process lost readiness (a health check failed).
+    NotReady {
+        /// The process.
+        node: NodeId,
+    },
+    /// A process was not ready within its `ready.timeout`; it is killed, and its start
+    /// has failed.
+    NotReadyInTime {
+        /// The process.
+        node: NodeId,
+        /// Its `ready.timeout`.
+        timeout: Duration,
+    },
+    /// A process exited before it was ready; its start has failed.
+    NotReadyExited {
+        /// The process.
+        node: NodeId,
+    },
+    /// A process failed `health.failures` checks in a row; it is stopped and its exit
+    /// counts as abnormal.
+    Unhealthy {
+        /// The process.
+        node: NodeId,
+    },
     /// A supervisor begins stopping all its children.
     Stopping {
         /// The supervisor.
@@ -196,6 +264,9 @@ pub enum ExitReason {
     Process(ExitStatus),
     /// A child supervisor ended by itself (OTP reason `shutdown`).
     Supervisor(End),
+    /// A process vigil stopped because its health checks failed: abnormal, whatever
+    /// its wait status.
+    Unhealthy(ExitStatus),
 }
 
 /// A read-only view of one node, for tests and status output.
@@ -205,6 +276,9 @@ pub struct NodeView {
     pub state: &'static str,
     /// The pid, for a running or stopping process.
     pub pid: Option<Pid>,
+    /// A running process that is ready: spawned without `ready`, or its `ready` check
+    /// passed and its last health check (if any) did not fail.
+    pub ready: bool,
 }
 
 /// Where a node is in its life, from its supervisor's point of view.
@@ -266,6 +340,8 @@ enum Timer {
     RestartDue(NodeId),
     /// The overall `shutdown_timeout` has passed.
     StopDeadline,
+    /// A process's `ready.timeout` has passed.
+    ReadyDeadline(NodeId),
 }
 
 #[derive(Debug)]
@@ -303,6 +379,8 @@ pub struct Engine {
     events: VecDeque<Event>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     ready: VecDeque<NodeId>,
+    /// Readiness and health state per node (see `readiness`).
+    probes: Vec<readiness::NodeProbe>,
     rng: Rng,
     /// vigil itself is stopping: nothing is started or restarted any more.
     stopping: bool,
@@ -333,6 +411,7 @@ impl Engine {
                 }),
             })
             .collect();
+        let probes = vec![readiness::NodeProbe::default(); tree.nodes.len()];
         Engine {
             tree,
             nodes,
@@ -341,6 +420,7 @@ impl Engine {
             events: VecDeque::new(),
             timers: BinaryHeap::new(),
             ready: VecDeque::new(),
+            probes,
             rng: Rng::new(seed),
             stopping: false,
             stop_deadline: None,
@@ -367,7 +447,7 @@ impl Engine {
         match input {
             Input::Spawned { node, pid } => self.on_spawned(node, pid, now),
             Input::SpawnFailed { node, error } => self.on_spawn_failed(node, error, now),
-            Input::Exited { pid, status } => self.on_exited(pid, status),
+            Input::Exited { pid, status } => self.on_exited(pid, status, now),
             Input::Stop => {
                 if !self.stopping {
                     self.shutdown_self(NodeId::ROOT, End::Stopped, now);
@@ -380,6 +460,9 @@ impl Engine {
                 self.kill_subtree(NodeId::ROOT, End::Stopped);
             }
             Input::Tick => {}
+            Input::Ready { node } => self.on_ready(node),
+            Input::NotReady { node } => self.on_not_ready(node),
+            Input::Unhealthy { node } => self.on_unhealthy(node, now),
         }
         self.settle(now);
     }
@@ -429,7 +512,11 @@ impl Engine {
             Status::Restarting { .. } => ("restarting", None),
             Status::Stopping { pid, .. } => ("stopping", pid),
         };
-        NodeView { state, pid }
+        NodeView {
+            state,
+            pid,
+            ready: self.is_ready(node),
+        }
     }
 
     // ----- inputs -----
@@ -446,7 +533,9 @@ impl Engine {
         for a in self.ancestors(node) {
             self.sup_mut(a).live += 1;
         }
-        self.step_done(node, Wait::Started(node));
+        if !self.await_ready(node, pid, now) {
+            self.step_done(node, Wait::Started(node));
+        }
     }
 
     fn on_spawn_failed(&mut self, node: NodeId, error: String, now: Instant) {
@@ -459,7 +548,7 @@ impl Engine {
         }
     }
 
-    fn on_exited(&mut self, pid: Pid, status: ExitStatus) {
+    fn on_exited(&mut self, pid: Pid, status: ExitStatus, now: Instant) {
         let Some(node) = self.pids.remove(&pid) else {
             return; // An adopted orphan: OTP ignores 'EXIT' from unknown pids.
         };
@@ -478,7 +567,13 @@ impl Engine {
             status,
             expected,
         });
-        if expected {
+        let (unhealthy, handled) = self.probe_exit(node, status, now);
+        if handled {
+            return;
+        }
+        if let Some(reason) = unhealthy {
+            self.exited_by_itself(node, reason);
+        } else if expected {
             self.terminated(node);
         } else {
             self.exited_by_itself(node, ExitReason::Process(status));
@@ -726,8 +821,9 @@ impl Engine {
             // Death by a SIGTERM vigil did not send is OTP's `shutdown`.
             ExitReason::Process(ExitStatus::Signaled(sig)) => sig == Signal::TERM,
             ExitReason::Supervisor(_) => true,
+            ExitReason::Unhealthy(_) => false,
         };
-        if let (ExitReason::Process(_), Some(p)) = (reason, node.as_process()) {
+        if let (ExitReason::Process(_) | ExitReason::Unhealthy(_), Some(p)) = (reason, node.as_process()) {
             // The backoff schedule starts over once the child has run long enough.
             let st = &mut self.nodes[c.index()];
             let uptime = st
@@ -889,7 +985,7 @@ impl Engine {
         };
         if trigger {
             let (status, gave_up) = match reason {
-                ExitReason::Process(st) => (Some(st), false),
+                ExitReason::Process(st) | ExitReason::Unhealthy(st) => (Some(st), false),
                 ExitReason::Supervisor(End::AutoShutdown {
                     status, gave_up, ..
                 }) => (status, gave_up),
@@ -1035,6 +1131,7 @@ impl Engine {
                     .push_back(Msg::RestartDue(c, inc));
                 self.ready.push_back(parent);
             }
+            Timer::ReadyDeadline(c) => self.ready_deadline(c),
             Timer::StopDeadline => {
                 // `stop_deadline` stays set: the runtime bounds its final sweep by it.
                 self.kill_subtree(NodeId::ROOT, End::Stopped);
@@ -1057,6 +1154,7 @@ impl Engine {
                 Status::Restarting { at: a } if a == at
             ),
             Timer::StopDeadline => self.stop_deadline == Some(at),
+            Timer::ReadyDeadline(c) => self.ready_deadline_valid(c, at),
         }
     }
 

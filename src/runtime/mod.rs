@@ -16,6 +16,7 @@
 //! engine's), never waits for a process except through [`reaper`], and never polls:
 //! when idle it sleeps until a signal or the engine's next deadline.
 
+pub mod probe;
 pub mod reaper;
 pub mod signals;
 pub mod spawn;
@@ -83,6 +84,7 @@ pub async fn run(tree: Tree) -> u8 {
         stats: Stats::default(),
         stop_requests: 0,
         exit: None,
+        probes: probe::Probes::new(),
     };
     info!(
         pid = std::process::id(),
@@ -99,8 +101,10 @@ pub async fn run(tree: Tree) -> u8 {
         tokio::select! {
             sig = signals.recv() => lp.on_signal(sig),
             () = sleep_until(deadline), if deadline.is_some() => lp.engine.handle(Input::Tick, now()),
+            msg = lp.probes.recv() => lp.on_probe(msg),
         }
     };
+    lp.probes.cleanup();
     // The sweep's grace never outlasts `shutdown_timeout`: Kubernetes' grace period ends
     // the pod at that point anyway.
     let grace = lp.engine.stop_deadline().map_or(SWEEP_GRACE, |deadline| {
@@ -125,6 +129,8 @@ struct Loop {
     stats: Stats,
     stop_requests: u32,
     exit: Option<u8>,
+    /// Readiness and health checks (`probe`).
+    probes: probe::Probes,
 }
 
 impl Loop {
@@ -155,13 +161,36 @@ impl Loop {
                 let spec = n
                     .as_process()
                     .expect("UNWRAP: the engine spawns processes only");
-                let input = match spawn::spawn(&n.name, spec, &self.start_dir) {
+                let prepared = match self.probes.prepare(node, spec) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let error = format!(
+                            "{}: cannot set up its readiness notification: {e}",
+                            n.name
+                        );
+                        error!(child = %n.name, "{error}");
+                        self.engine.handle(Input::SpawnFailed { node, error }, now());
+                        return;
+                    }
+                };
+                let options = spawn::SpawnOptions {
+                    pass_fd: prepared.pass_fd_raw(),
+                    ..Default::default()
+                };
+                let spec = prepared.spec.as_ref().unwrap_or(spec);
+                let result = spawn::spawn_with(&n.name, spec, &self.start_dir, options);
+                // The child has its copy of the notify_fd write end; vigil's must go, so
+                // the pipe reports the end when the child dies.
+                drop(prepared);
+                let input = match result {
                     Ok(pid) => {
                         info!(child = %n.name, pid, "started");
+                        self.probes.spawned(node, pid);
                         Input::Spawned { node, pid }
                     }
                     Err(e) => {
                         error!(child = %n.name, "{e}");
+                        self.probes.spawn_failed(node);
                         Input::SpawnFailed {
                             node,
                             error: e.to_string(),
@@ -179,6 +208,13 @@ impl Loop {
                 }
             }
             Action::Ready => info!("all children started"),
+            Action::Watch { node, pid, probe } => {
+                if let Some(spec) = self.tree.node(node).as_process() {
+                    debug!(child = %self.name(node), ?probe, "watching");
+                    self.probes.watch(node, pid, probe, spec);
+                }
+            }
+            Action::Unwatch { node } => self.probes.unwatch(node),
             Action::Exit { code, end } => {
                 match end {
                     End::Stopped => info!(code, "tree stopped"),
@@ -260,6 +296,35 @@ impl Loop {
             Event::SupervisorStarted { supervisor } => {
                 debug!(supervisor = %self.name(supervisor), "supervisor started")
             }
+            Event::Ready { node, regained } => {
+                if regained {
+                    info!(child = %self.name(node), "ready again");
+                } else {
+                    info!(child = %self.name(node), "ready");
+                }
+            }
+            Event::NotReady { node } => warn!(child = %self.name(node), "no longer ready"),
+            Event::NotReadyInTime { node, timeout } => error!(
+                child = %self.name(node),
+                timeout = %humanize(timeout),
+                "not ready within its ready timeout; killed, start failed"
+            ),
+            Event::NotReadyExited { node } => {
+                error!(child = %self.name(node), "exited before it was ready; start failed")
+            }
+            Event::Unhealthy { node } => {
+                let failures = self
+                    .tree
+                    .node(node)
+                    .as_process()
+                    .and_then(|p| p.health.as_ref())
+                    .map_or(0, |h| h.failures);
+                error!(
+                    child = %self.name(node),
+                    failures,
+                    "health checks failed; stopping it (counts as an abnormal exit)"
+                )
+            }
             Event::Stopping { supervisor, end } => {
                 let why = match end {
                     End::Stopped if supervisor == NodeId::ROOT => "stop requested",
@@ -270,6 +335,39 @@ impl Loop {
                 };
                 info!(supervisor = %self.name(supervisor), "stopping children: {why}");
             }
+        }
+    }
+
+    /// A message from a probe task.
+    fn on_probe(&mut self, msg: probe::Msg) {
+        if let probe::Msg::SpawnExec { node, reply } = msg {
+            let n = self.tree.node(node);
+            let Some(spec) = n.as_process().and_then(|p| self.probes.exec_command(node, p)) else {
+                let _ = reply.send(Err("the check is no longer wanted".into()));
+                return;
+            };
+            let name = format!("{} (check)", n.name);
+            // Spawned and registered before the next await: the reaper cannot miss it.
+            let answer = match spawn::spawn(&name, &spec, &self.start_dir) {
+                Ok(pid) => Ok((pid, self.probes.register_exec(pid))),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = reply.send(answer);
+            return;
+        }
+        let node = match &msg {
+            probe::Msg::Checked { node, .. }
+            | probe::Msg::Notified { node, .. }
+            | probe::Msg::Status { node, .. }
+            | probe::Msg::SpawnExec { node, .. } => *node,
+        };
+        let n = self.tree.node(node);
+        let failures = n
+            .as_process()
+            .and_then(|p| p.health.as_ref())
+            .map_or(1, |h| h.failures);
+        if let Some(input) = self.probes.input(msg, &n.name, failures) {
+            self.engine.handle(input, now());
         }
     }
 
@@ -303,7 +401,8 @@ impl Loop {
         info!(signal = %sig, orphans_reaped = self.stats.orphans, "status");
         for id in self.tree.ids() {
             let view = self.engine.view(id);
-            info!(node = %self.name(id), state = view.state, pid = view.pid, "status");
+            let text = self.probes.status_text(id).unwrap_or("");
+            info!(node = %self.name(id), state = view.state, pid = view.pid, ready = view.ready, status = text, "status");
         }
     }
 
@@ -311,11 +410,17 @@ impl Loop {
     fn reap(&mut self) {
         let engine = &mut self.engine;
         let stats = &mut self.stats;
+        let probes = &mut self.probes;
         let result = reaper::drain(&mut |pid, status| {
-            if engine.is_child(pid) {
+            if probes.exec_exited(pid, status) {
+                // An exec check: what is left of its group dies with it, as for children.
+                let _ = crate::sys::killpg(pid, Signal::KILL);
+                debug!(pid, %status, "exec check finished");
+            } else if engine.is_child(pid) {
                 // The leader is still a zombie, so its group id cannot have been reused:
                 // whatever is left of the group dies with it.
                 let _ = crate::sys::killpg(pid, Signal::KILL);
+                probes.child_exited(pid);
                 engine.handle(Input::Exited { pid, status }, now());
             } else {
                 stats.orphans += 1;

@@ -151,6 +151,9 @@ pub struct SpawnOptions {
     /// Make the child's process group the foreground group of the terminal on stdin
     /// (`vigil exec` in an interactive terminal). Best effort.
     pub foreground_tty: bool,
+    /// Pass descriptor `.0` of vigil (close-on-exec) to the child as descriptor `.1`
+    /// (a readiness `notify_fd`). The caller keeps `.0` open until the spawn returns.
+    pub pass_fd: Option<(std::os::fd::RawFd, std::os::fd::RawFd)>,
 }
 
 /// Starts `spec` as process `name` and returns its pid (which is also its process group
@@ -181,6 +184,7 @@ pub fn spawn_with(
     check_cwd(name, &cwd)?;
     let mut setup = resolve_credentials(name, spec.user.as_deref(), spec.group.as_deref())?;
     setup.foreground = options.foreground_tty;
+    setup.pass_fd = options.pass_fd;
 
     let mut cmd = Command::new(program);
     cmd.args(&spec.command[1..])
@@ -445,6 +449,8 @@ mod tests {
             user: None,
             group: None,
             backoff: crate::spec::Backoff::None,
+            ready: None,
+            health: None,
         };
         let err = spawn("web", &spec, Path::new("/")).unwrap_err();
         assert!(matches!(err, SpawnError::BadCwd { .. }), "{err}");
