@@ -41,6 +41,11 @@ pub enum Command {
     Run {
         /// The tree (default: $VIGIL_CONFIG, else /etc/vigil/vigil.toml).
         config: Option<PathBuf>,
+        /// Test-stack mode: run until the process (or supervisor) NAME ends, then stop
+        /// everything in order and exit with its status. Makes NAME significant and
+        /// temporary, and its supervisors' auto_shutdown "any_significant".
+        #[arg(long, value_name = "NAME")]
+        exit_with: Option<String>,
     },
     /// Validate CONFIG and print the resolved tree with effective settings (exit 0),
     /// or print every error (exit 78). Starts nothing.

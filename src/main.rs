@@ -17,7 +17,9 @@ fn main() -> ExitCode {
     };
     init_logging(cli.log_format);
     let code = match cli.command {
-        Command::Run { config } => vigil::runtime::run_main(&cli::config_path(config)),
+        Command::Run { config, exit_with } => {
+            vigil::runtime::run_main(&cli::config_path(config), exit_with.as_deref())
+        }
         Command::Check { config } => vigil::config::check_main(&cli::config_path(config)),
         Command::Exec(args) => vigil::exec::exec_main(&args),
     };

@@ -11,6 +11,7 @@
 //! Every problem becomes a [`Diagnostic`] with the file, line:col, the key path and a
 //! hint. This module never starts anything and never reads anything but the one file.
 
+mod exit_with;
 mod probe;
 mod raw;
 mod render;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use crate::spec::Tree;
 
+pub use exit_with::apply_exit_with;
 pub use probe::{
     DEFAULT_HEALTH_FAILURES, DEFAULT_HEALTH_INTERVAL, DEFAULT_HEALTH_TIMEOUT, DEFAULT_READY_INTERVAL,
     DEFAULT_READY_TIMEOUT,

@@ -36,14 +36,24 @@ use crate::spec::{NodeId, Signal, Tree, humanize};
 pub const SWEEP_GRACE: Duration = Duration::from_secs(5);
 
 /// `vigil run`: load the tree, supervise it, and return vigil's exit code.
-pub fn run_main(path: &Path) -> u8 {
-    let loaded = match crate::config::load(path) {
+///
+/// `exit_with` is `--exit-with NAME` ([`crate::config::apply_exit_with`]); a name the
+/// file does not define is a usage error (exit 2).
+pub fn run_main(path: &Path, exit_with: Option<&str>) -> u8 {
+    let mut loaded = match crate::config::load(path) {
         Ok(loaded) => loaded,
         Err(errors) => {
             eprint!("{errors}");
             return exit::CONFIG;
         }
     };
+    if let Some(name) = exit_with
+        && let Err(e) = crate::config::apply_exit_with(&mut loaded.tree, name)
+    {
+        eprintln!("error: {}: {e}", path.display());
+        eprintln!("  hint: give the name of a [process.NAME] or [supervisor.NAME] table");
+        return exit::USAGE;
+    }
     for w in &loaded.warnings {
         warn!("{w}");
     }

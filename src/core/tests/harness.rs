@@ -239,6 +239,14 @@ impl Sim {
                 }
             }
             Action::Ready => {}
+            Action::Watch { node, probe, .. } => {
+                let what = match probe {
+                    crate::core::Probe::Ready => "ready",
+                    crate::core::Probe::Health => "health",
+                };
+                self.record(format!("WATCH {} {what}", self.name(node)));
+            }
+            Action::Unwatch { node } => self.record(format!("UNWATCH {}", self.name(node))),
             Action::Exit { code, .. } => {
                 assert!(self.exit.is_none(), "second Exit action");
                 self.record(format!("EXIT {code}"));
@@ -305,6 +313,32 @@ impl Sim {
     pub fn kill_all(&mut self) {
         self.engine.handle(Input::Kill, self.now);
         self.settle();
+    }
+
+    /// The `ready` check of `name` passed (or a health check passed again).
+    pub fn ready(&mut self, name: &str) {
+        let node = self.id(name);
+        self.engine.handle(Input::Ready { node }, self.now);
+        self.settle();
+    }
+
+    /// One health check of `name` failed (below the threshold).
+    pub fn not_ready(&mut self, name: &str) {
+        let node = self.id(name);
+        self.engine.handle(Input::NotReady { node }, self.now);
+        self.settle();
+    }
+
+    /// `name` failed its health checks `failures` times in a row.
+    pub fn unhealthy(&mut self, name: &str) {
+        let node = self.id(name);
+        self.engine.handle(Input::Unhealthy { node }, self.now);
+        self.settle();
+    }
+
+    /// Whether `name` is ready, per the engine's view.
+    pub fn is_ready(&self, name: &str) -> bool {
+        self.engine.view(self.id(name)).ready
     }
 
     /// Kills the process of `name` from outside, now.

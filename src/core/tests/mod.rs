@@ -3,6 +3,7 @@
 mod harness;
 mod otp;
 mod props;
+mod readiness;
 
 /// Invariant 3, checked mechanically: the engine's code (tests aside) names no I/O, no
 /// clock, no OS crate.
@@ -23,7 +24,13 @@ fn the_core_is_pure() {
         "unsafe",
     ];
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/core");
-    for name in ["mod.rs", "engine.rs", "backoff.rs", "intensity.rs"] {
+    for name in [
+        "mod.rs",
+        "engine.rs",
+        "backoff.rs",
+        "intensity.rs",
+        "readiness.rs",
+    ] {
         let text = std::fs::read_to_string(format!("{dir}/{name}")).expect("read core source");
         let code = text.split("#[cfg(test)]").next().unwrap_or_default();
         for (n, line) in code.lines().enumerate() {
