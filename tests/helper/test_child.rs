@@ -30,7 +30,7 @@
 //! SIGSTATE <name> <pid> blk=<hex> ign=<hex> <t_ms>
 //! CWD <name> <pid> <path> <t_ms>
 //! IDS <name> <pid> uid=<u> gid=<g> groups=<g,g,...> <t_ms>
-//! READY <name> <pid> <t_ms>                            (after --touch, before --ready-fd)
+//! READY <name> <pid> <t_ms>                            (after --touch and --listen, before --ready-fd and --sd-notify)
 //! FLOOD <name> <pid> <lines> <bytes> <t_ms>            (after --flood finished)
 //! GRANDCHILD <name> <pid> <pgid> <t_ms>                (--setsid-grandchild, --group-grandchild)
 //! ORPHAN <name> <pid> <t_ms>                           (an orphan started, before it is orphaned)
@@ -80,6 +80,8 @@ vigil-test-child: a test-only child program for vigil's integration tests.
   --ready-fd N                write \"\\n\" to fd N, then close it
   --ready-after MS            delay --ready-fd and --touch by MS
   --touch FILE                create FILE (file readiness)
+  --listen PORT               listen on 127.0.0.1:PORT (tcp readiness), until exit
+  --sd-notify MSG             send MSG (\\n between lines) to $NOTIFY_SOCKET, e.g. READY=1
   --invocation-file FILE      count invocations in FILE
   --fail-invocations A..B     exit 1 right after START on invocations A..=B (1-based)
 ";
@@ -123,6 +125,8 @@ struct Opts {
     ready_fd: Option<RawFd>,
     ready_after: u64,
     touch: Option<String>,
+    listen: Option<u16>,
+    sd_notify: Option<String>,
     invocation_file: Option<String>,
     fail_invocations: Option<(u64, u64)>,
 }
@@ -209,6 +213,8 @@ fn parse_args() -> Opts {
         ready_fd: None,
         ready_after: 0,
         touch: None,
+        listen: None,
+        sd_notify: None,
         invocation_file: None,
         fail_invocations: None,
     };
@@ -251,6 +257,8 @@ fn parse_args() -> Opts {
             "--ready-fd" => o.ready_fd = Some(num(f, &val())),
             "--ready-after" => o.ready_after = num(f, &val()),
             "--touch" => o.touch = Some(val()),
+            "--listen" => o.listen = Some(num(f, &val())),
+            "--sd-notify" => o.sd_notify = Some(val().replace("\\n", "\n")),
             "--invocation-file" => o.invocation_file = Some(val()),
             "--fail-invocations" => {
                 let v = val();
@@ -704,14 +712,32 @@ fn exit_now(o: &Opts, code: i32) -> ! {
 
 /// Touch file first, then the READY event, then the fd: whoever sees the fd's newline
 /// (or EOF) can rely on the other two.
-fn do_ready(o: &Opts) {
+fn do_ready(o: &Opts, listener: &mut Option<std::net::TcpListener>) {
     if let Some(t) = &o.touch
         && let Err(e) = std::fs::File::create(t)
     {
         eprintln!("vigil-test-child: cannot create --touch file {t}: {e}");
     }
-    if o.ready_fd.is_some() || o.touch.is_some() {
+    if let Some(port) = o.listen {
+        match std::net::TcpListener::bind(("127.0.0.1", port)) {
+            Ok(l) => *listener = Some(l),
+            Err(e) => eprintln!("vigil-test-child: cannot listen on port {port}: {e}"),
+        }
+    }
+    if has_readiness(o) {
         event(&o.events, &format!("READY {} {}", o.name, pid()));
+    }
+    if let Some(msg) = &o.sd_notify {
+        match std::env::var_os("NOTIFY_SOCKET") {
+            Some(path) => {
+                let sent = std::os::unix::net::UnixDatagram::unbound()
+                    .and_then(|s| s.send_to(msg.as_bytes(), &path));
+                if let Err(e) = sent {
+                    eprintln!("vigil-test-child: cannot notify {path:?}: {e}");
+                }
+            }
+            None => eprintln!("vigil-test-child: --sd-notify without NOTIFY_SOCKET"),
+        }
     }
     if let Some(fd) = o.ready_fd {
         // SAFETY: writes one byte to an fd the parent handed us, then closes it.
@@ -722,8 +748,13 @@ fn do_ready(o: &Opts) {
     }
 }
 
+fn has_readiness(o: &Opts) -> bool {
+    o.ready_fd.is_some() || o.touch.is_some() || o.listen.is_some() || o.sd_notify.is_some()
+}
+
 fn main() {
     let o = parse_args();
+    let mut listener = None;
     let start = Instant::now();
     let me = pid();
 
@@ -810,8 +841,7 @@ fn main() {
         flood(&o, bytes);
     }
 
-    let mut ready_at = (o.ready_fd.is_some() || o.touch.is_some())
-        .then(|| start + Duration::from_millis(o.ready_after));
+    let mut ready_at = has_readiness(&o).then(|| start + Duration::from_millis(o.ready_after));
     let exit_at = o.exit_after.map(|ms| start + Duration::from_millis(ms));
     let mut delay_at: Option<Instant> = None;
 
@@ -845,7 +875,7 @@ fn main() {
         let now = Instant::now();
         if ready_at.is_some_and(|t| t <= now) {
             ready_at = None;
-            do_ready(&o);
+            do_ready(&o, &mut listener);
         }
         if delay_at.is_some_and(|t| t <= now) {
             exit_now(&o, 0);
