@@ -102,8 +102,8 @@ async fn run(args: &ExecArgs, start_dir: PathBuf) -> u8 {
         user: None,
         group: None,
         backoff: Backoff::None,
-            ready: None,
-            health: None,
+        ready: None,
+        health: None,
     };
     let options = SpawnOptions {
         foreground_tty: foreground,

@@ -14,12 +14,7 @@ pub fn apply_exit_with(tree: &mut Tree, name: &str) -> Result<(), String> {
     let id = match tree.find(name) {
         Some(id) if name != ROOT_NAME => id,
         _ => {
-            let names: Vec<&str> = tree
-                .nodes
-                .iter()
-                .skip(1)
-                .map(|n| n.name.as_str())
-                .collect();
+            let names: Vec<&str> = tree.nodes.iter().skip(1).map(|n| n.name.as_str()).collect();
             let listed = if names.is_empty() {
                 "the file defines no process or supervisor".to_string()
             } else {
@@ -78,14 +73,22 @@ command = ["t"]
         let sup = tree.node(tree.find("tests").unwrap());
         assert!(sup.significant);
         assert_eq!(sup.restart, Restart::Transient);
-        let auto = |n: &str| tree.node(tree.find(n).unwrap()).as_supervisor().unwrap().auto_shutdown;
+        let auto = |n: &str| {
+            tree.node(tree.find(n).unwrap())
+                .as_supervisor()
+                .unwrap()
+                .auto_shutdown
+        };
         assert_eq!(auto("tests"), AutoShutdown::AnySignificant);
         assert_eq!(auto("root"), AutoShutdown::AnySignificant);
         let db = tree.node(tree.find("db").unwrap());
         assert!(!db.significant);
 
         let err = apply_exit_with(&mut tree, "nope").unwrap_err();
-        assert!(err.contains("\"nope\"") && err.contains("db, tests, t"), "{err}");
+        assert!(
+            err.contains("\"nope\"") && err.contains("db, tests, t"),
+            "{err}"
+        );
         assert!(apply_exit_with(&mut tree, "root").is_err());
     }
 }

@@ -38,7 +38,9 @@ const READY_KEYS: &[&str] = &[
     "timeout",
     "interval",
 ];
-const HEALTH_KEYS: &[&str] = &["tcp", "http", "exec", "file", "interval", "timeout", "failures"];
+const HEALTH_KEYS: &[&str] = &[
+    "tcp", "http", "exec", "file", "interval", "timeout", "failures",
+];
 const KINDS: &[&str] = &["notify_fd", "sd_notify", "tcp", "http", "exec", "file"];
 
 /// Reads `process.NAME.ready`.
@@ -191,7 +193,14 @@ impl<'p> Reader<'p> {
         }
     }
 
-    fn kind(&mut self, cx: &mut Cx<'_>, k: &str, k_at: usize, val: &Spanned<DeValue<'_>>, what: &str) {
+    fn kind(
+        &mut self,
+        cx: &mut Cx<'_>,
+        k: &str,
+        k_at: usize,
+        val: &Spanned<DeValue<'_>>,
+        what: &str,
+    ) {
         let p = format!("{}.{k}", self.path);
         if self.seen_kind {
             let message = match &self.check {
@@ -240,7 +249,9 @@ impl<'p> Reader<'p> {
             cx.error(
                 self.at,
                 self.path,
-                format!("{what} has no check: give one of notify_fd, sd_notify, tcp, http, exec, file"),
+                format!(
+                    "{what} has no check: give one of notify_fd, sd_notify, tcp, http, exec, file"
+                ),
                 Some(hint.into()),
             );
             return None;
@@ -280,7 +291,10 @@ fn tcp(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Option<Check> {
         cx.error(
             v.span().start,
             path,
-            format!("invalid address {}: expected \"host:port\"", super::raw::quote(s)),
+            format!(
+                "invalid address {}: expected \"host:port\"",
+                super::raw::quote(s)
+            ),
             Some("e.g. \"127.0.0.1:6379\", \"localhost:8080\" or \"[::1]:5432\"".into()),
         );
         return None;

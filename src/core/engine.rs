@@ -15,11 +15,11 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::backoff::{self, Rng};
-pub use readiness::Probe;
 use super::intensity::Window;
 use crate::spec::{
     AutoShutdown, ExitStatus, NodeId, NodeKind, Restart, Shutdown, Signal, Strategy, Tree,
 };
+pub use readiness::Probe;
 
 #[path = "readiness.rs"]
 mod readiness;
@@ -823,7 +823,9 @@ impl Engine {
             ExitReason::Supervisor(_) => true,
             ExitReason::Unhealthy(_) => false,
         };
-        if let (ExitReason::Process(_) | ExitReason::Unhealthy(_), Some(p)) = (reason, node.as_process()) {
+        if let (ExitReason::Process(_) | ExitReason::Unhealthy(_), Some(p)) =
+            (reason, node.as_process())
+        {
             // The backoff schedule starts over once the child has run long enough.
             let st = &mut self.nodes[c.index()];
             let uptime = st

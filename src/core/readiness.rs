@@ -220,7 +220,8 @@ impl Engine {
             .and_then(|p| p.ready.as_ref())
             .map_or(Duration::ZERO, |r| r.timeout);
         self.probes[c.index()].awaiting = None;
-        self.events.push_back(Event::NotReadyInTime { node: c, timeout });
+        self.events
+            .push_back(Event::NotReadyInTime { node: c, timeout });
         self.actions.push_back(Action::Unwatch { node: c });
         self.nodes[c.index()].status = Status::Stopping {
             pid: Some(pid),

@@ -174,12 +174,11 @@ impl Loop {
                 let prepared = match self.probes.prepare(node, spec) {
                     Ok(p) => p,
                     Err(e) => {
-                        let error = format!(
-                            "{}: cannot set up its readiness notification: {e}",
-                            n.name
-                        );
+                        let error =
+                            format!("{}: cannot set up its readiness notification: {e}", n.name);
                         error!(child = %n.name, "{error}");
-                        self.engine.handle(Input::SpawnFailed { node, error }, now());
+                        self.engine
+                            .handle(Input::SpawnFailed { node, error }, now());
                         return;
                     }
                 };
@@ -352,7 +351,10 @@ impl Loop {
     fn on_probe(&mut self, msg: probe::Msg) {
         if let probe::Msg::SpawnExec { node, reply } = msg {
             let n = self.tree.node(node);
-            let Some(spec) = n.as_process().and_then(|p| self.probes.exec_command(node, p)) else {
+            let Some(spec) = n
+                .as_process()
+                .and_then(|p| self.probes.exec_command(node, p))
+            else {
                 let _ = reply.send(Err("the check is no longer wanted".into()));
                 return;
             };

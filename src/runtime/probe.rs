@@ -437,10 +437,12 @@ async fn poll(t: Timing, node: NodeId, generation: u64, tx: mpsc::UnboundedSende
     }
     loop {
         let started = tokio::time::Instant::now();
-        let result = match tokio::time::timeout(t.timeout, run_check(&t.check, node, &tx)).await
-        {
+        let result = match tokio::time::timeout(t.timeout, run_check(&t.check, node, &tx)).await {
             Ok(r) => r,
-            Err(_) => Err(format!("no answer within {}", crate::spec::humanize(t.timeout))),
+            Err(_) => Err(format!(
+                "no answer within {}",
+                crate::spec::humanize(t.timeout)
+            )),
         };
         let passed = result.is_ok();
         if tx
@@ -458,7 +460,11 @@ async fn poll(t: Timing, node: NodeId, generation: u64, tx: mpsc::UnboundedSende
     }
 }
 
-async fn run_check(check: &Check, node: NodeId, tx: &mpsc::UnboundedSender<Msg>) -> Result<(), String> {
+async fn run_check(
+    check: &Check,
+    node: NodeId,
+    tx: &mpsc::UnboundedSender<Msg>,
+) -> Result<(), String> {
     match check {
         Check::Tcp(addr) => tokio::net::TcpStream::connect(addr.as_str())
             .await
@@ -473,9 +479,7 @@ async fn run_check(check: &Check, node: NodeId, tx: &mpsc::UnboundedSender<Msg>)
             let (reply, answer) = oneshot::channel();
             tx.send(Msg::SpawnExec { node, reply })
                 .map_err(|_| "vigil is exiting".to_string())?;
-            let (pid, exited) = answer
-                .await
-                .map_err(|_| "vigil is exiting".to_string())??;
+            let (pid, exited) = answer.await.map_err(|_| "vigil is exiting".to_string())??;
             // Killed by group if this future is dropped (the run's timeout, an Unwatch).
             let mut guard = KillOnDrop(Some(pid));
             let status = exited.await.map_err(|_| "vigil is exiting".to_string());

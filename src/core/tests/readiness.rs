@@ -11,9 +11,7 @@ use crate::spec::ExitStatus;
 
 /// A process in OTP mode (no backoff, 1 s grace) with extra settings.
 fn p(name: &str, extra: &str) -> String {
-    format!(
-        "[process.{name}]\ncommand = [\"x\"]\nbackoff = \"none\"\nshutdown = \"1s\"\n{extra}\n"
-    )
+    format!("[process.{name}]\ncommand = [\"x\"]\nbackoff = \"none\"\nshutdown = \"1s\"\n{extra}\n")
 }
 
 fn root(intensity: u32, children: &[&str]) -> String {
@@ -165,9 +163,7 @@ const HEALTH: &str = "health = { tcp = \"127.0.0.1:1\", failures = 2 }";
 
 #[test]
 fn health_watch_starts_once_ready() {
-    let cfg = root(3, &["a", "b"])
-        + &p("a", &format!("{READY_2S}\n{HEALTH}"))
-        + &p("b", HEALTH);
+    let cfg = root(3, &["a", "b"]) + &p("a", &format!("{READY_2S}\n{HEALTH}")) + &p("b", HEALTH);
     let mut sim = Sim::new(&cfg).start();
     assert_eq!(sim.trace(), lines(&["START a", "WATCH a ready"]));
     sim.ready("a");
@@ -198,7 +194,11 @@ fn readiness_is_lost_and_regained_while_running() {
         .iter()
         .any(|(_, e)| matches!(e, Event::Ready { regained: true, .. }));
     assert!(regained);
-    assert_eq!(sim.count("TERM a"), 0, "losing readiness alone stops nothing");
+    assert_eq!(
+        sim.count("TERM a"),
+        0,
+        "losing readiness alone stops nothing"
+    );
 }
 
 #[test]
@@ -209,7 +209,13 @@ fn unhealthy_permanent_child_is_stopped_and_restarted() {
     sim.unhealthy("a");
     assert_eq!(
         sim.trace_from(m),
-        lines(&["UNWATCH a", "TERM a", "UNWATCH a", "START a", "WATCH a health"]),
+        lines(&[
+            "UNWATCH a",
+            "TERM a",
+            "UNWATCH a",
+            "START a",
+            "WATCH a health"
+        ]),
         "{}",
         sim.dump()
     );
