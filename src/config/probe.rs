@@ -132,6 +132,7 @@ pub(crate) fn health(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> F
                 }
             },
             "notify_fd" | "sd_notify" => {
+                r.seen_kind = true;
                 cx.error(
                     k_at,
                     &p,
@@ -231,6 +232,15 @@ impl<'p> Reader<'p> {
             },
             "tcp" => tcp(cx, &p, val),
             "http" => http(cx, &p, val),
+            "exec" if matches!(val.get_ref(), DeValue::Array(a) if a.is_empty()) => {
+                cx.error(
+                    val.span().start,
+                    &p,
+                    "the check command is empty",
+                    Some("write the program and its arguments as a list, e.g. exec = [\"redis-cli\", \"ping\"] (no shell; it passes when it exits 0)".into()),
+                );
+                None
+            }
             "exec" => command(cx, &p, val).get().cloned().map(Check::Exec),
             "file" => nonempty_string(cx, &p, val, "a path").map(|s| Check::File(PathBuf::from(s))),
             _ => None,

@@ -110,7 +110,7 @@ fn details(n: &Node) -> Vec<String> {
             }
             if let Some(h) = &p.health {
                 lines.push(format!(
-                    "health: {}, every {}, timeout {}, {} failures",
+                    "health: {}, every {}, timeout {}, failures {}",
                     h.check,
                     humanize(h.interval),
                     humanize(h.timeout),
