@@ -149,9 +149,9 @@ pub struct ProcessSpec {
     /// Delay before restarts.
     pub backoff: Backoff,
     /// When the process counts as started (`ready`); `None`: as soon as it is spawned.
-    pub ready: Option<ReadySpec>,
+    pub ready: Option<Box<ReadySpec>>,
     /// Liveness check while it runs (`health`); `None`: none.
-    pub health: Option<HealthSpec>,
+    pub health: Option<Box<HealthSpec>>,
 }
 
 impl ProcessSpec {

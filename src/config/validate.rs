@@ -470,8 +470,8 @@ fn add_node(
                 user: p.user.get().cloned(),
                 group: p.group.get().cloned(),
                 backoff: p.backoff.or(Backoff::DEFAULT).unwrap_or(Backoff::DEFAULT),
-                ready: p.ready.get().cloned(),
-                health: p.health.get().cloned(),
+                ready: p.ready.get().cloned().map(Box::new),
+                health: p.health.get().cloned().map(Box::new),
             }),
         ),
     };
