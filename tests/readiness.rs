@@ -59,7 +59,9 @@ fn assert_gates_next_sibling(a_args: &[&str], ready: &str) {
         "b started before a was ready: {:?}",
         ev.lines()
     );
-    let l = wait_log(&d, "a logged ready", |l| logged_ready(l, "a"));
+    let l = wait_log(&d, "a ready, b started", |l| {
+        logged_ready(l, "a") && l.contains("started child=b")
+    });
     let ready_line = l.find("INFO ready child=a").expect("ready line");
     let b_line = l.find("started child=b").expect("b started line");
     assert!(ready_line < b_line, "{l}");
@@ -161,7 +163,9 @@ fn http_gates_the_next_sibling() {
     );
     let mut d = run_tree(&dir, &toml);
     wait_started(&dir, &["b"]);
-    let l = wait_log(&d, "web ready", |l| logged_ready(l, "web"));
+    let l = wait_log(&d, "web ready, b started", |l| {
+        logged_ready(l, "web") && l.contains("started child=b")
+    });
     let ready = l.find("INFO ready child=web").expect("ready");
     let b = l.find("started child=b").expect("b");
     assert!(ready < b, "{l}");
@@ -257,9 +261,10 @@ fn restarts_not_ready_in_time_count_and_end_in_give_up() {
         ),
     );
     let mut d = run_tree(&dir, &toml);
-    wait_log(&d, "a ready", |l| logged_ready(l, "a"));
+    let l = wait_log(&d, "a ready", |l| logged_ready(l, "a"));
     std::fs::remove_file(&mark).expect("remove the readiness file");
-    let pid = dir.read_events().pids_of("a")[0];
+    // From vigil's log: the child may not have run (and written START) yet.
+    let pid = logged(&l, "started")[0].1;
     kill(pid, libc::SIGKILL);
     assert_eq!(d.wait_exit(TIMEOUT), 75, "{}", log(&d));
     let l = log(&d);
