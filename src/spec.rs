@@ -484,7 +484,7 @@ pub struct ReadySpec {
     pub check: Check,
     /// How long the process has to become ready; then its start has failed.
     pub timeout: Duration,
-    /// Time between two tries of a polled check (also the bound of one try).
+    /// Time between the starts of two tries of a polled check.
     pub interval: Duration,
 }
 

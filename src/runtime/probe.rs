@@ -41,6 +41,10 @@ use tracing::{debug, info, warn};
 use crate::core::{Input, Pid, Probe};
 use crate::spec::{Check, ExitStatus, NodeId, ProcessSpec, Signal};
 
+/// The least time one try of a polled readiness check gets (more when `interval` is
+/// longer), so a short interval does not fail every slow try.
+pub const READY_TRY_MIN: Duration = Duration::from_secs(1);
+
 /// What probe tasks tell the loop.
 #[derive(Debug)]
 pub enum Msg {
@@ -291,7 +295,9 @@ impl Probes {
                 check: r.check.clone(),
                 first: Duration::ZERO,
                 interval: r.interval,
-                timeout: r.interval,
+                // A slow try (an exec check on a loaded machine) must not fail for ever
+                // at a short interval; the readiness deadline bounds the whole wait.
+                timeout: r.interval.max(READY_TRY_MIN).min(r.timeout),
                 until_passed: true,
             }),
             Probe::Health => spec.health.as_ref().map(|h| Timing {

@@ -301,3 +301,143 @@ fn a_significant_unhealthy_child_ends_the_tree_with_its_status() {
     // Died of the SIGTERM vigil sent for its health: 128 + 15.
     assert_eq!(sim.run_to_exit(), 143);
 }
+
+mod props {
+    //! Random trees where some processes have `ready` and `health`, fed random exits,
+    //! readiness and health results, waits and a stop: vigil always exits, with nothing
+    //! left alive, no window over its intensity, only running processes ready, and nothing
+    //! after the exit.
+
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::super::harness::{Behaviour, OnStop, Sim};
+    use crate::core::{Event, Input};
+    use crate::spec::{ExitStatus, Signal};
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Exit(usize, i32),
+        Ready(usize),
+        NotReady(usize),
+        Unhealthy(usize),
+        Wait(u64),
+        Stop,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0usize..6, 0i32..2).prop_map(|(i, c)| Op::Exit(i, c)),
+            (0usize..6).prop_map(Op::Ready),
+            (0usize..6).prop_map(Op::NotReady),
+            (0usize..6).prop_map(Op::Unhealthy),
+            (0u64..1500).prop_map(Op::Wait),
+            Just(Op::Stop),
+        ]
+    }
+
+    /// (restart, has ready, has health, ignores its stop signal)
+    fn proc_() -> impl Strategy<Value = (&'static str, bool, bool, bool)> {
+        (
+            prop::sample::select(vec!["permanent", "transient", "temporary"]),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn readiness_invariants_hold(
+            strategy in prop::sample::select(vec!["one_for_one", "one_for_all", "rest_for_one"]),
+            intensity in 0u32..4,
+            nested in any::<bool>(),
+            procs in prop::collection::vec(proc_(), 1..6),
+            ops in prop::collection::vec(op(), 0..40),
+        ) {
+            let names: Vec<String> = (0..procs.len()).map(|i| format!("p{i}")).collect();
+            let mut cfg = if nested {
+                format!(
+                    "children = [\"sub\"]\n[supervisor.sub]\nstrategy = \"{strategy}\"\nintensity = {intensity}\nperiod = \"5s\"\nchildren = {names:?}\n"
+                )
+            } else {
+                format!("strategy = \"{strategy}\"\nintensity = {intensity}\nperiod = \"5s\"\nchildren = {names:?}\n")
+            };
+            for (i, (restart, ready, health, _)) in procs.iter().enumerate() {
+                cfg += &format!("[process.p{i}]\ncommand = [\"x\"]\nrestart = \"{restart}\"\nshutdown = \"300ms\"\nbackoff = \"none\"\n");
+                if *ready {
+                    cfg += "ready = { file = \"/r\", timeout = \"1s\" }\n";
+                }
+                if *health {
+                    cfg += "health = { file = \"/h\" }\n";
+                }
+            }
+            let mut sim = Sim::new(&cfg);
+            for (i, p) in procs.iter().enumerate() {
+                let on_stop = if p.3 { OnStop::Ignore } else { OnStop::Die };
+                sim = sim.with(&format!("p{i}"), Behaviour::default().on_stop(on_stop));
+            }
+            let mut sim = sim.start();
+            for op in ops {
+                if sim.exit.is_some() {
+                    break;
+                }
+                let name = |i: usize| format!("p{}", i % procs.len());
+                match op {
+                    Op::Exit(i, c) => {
+                        if sim.pid(&name(i)).is_some() {
+                            sim.exit_with(&name(i), c);
+                        }
+                    }
+                    Op::Ready(i) => sim.ready(&name(i)),
+                    Op::NotReady(i) => sim.not_ready(&name(i)),
+                    Op::Unhealthy(i) => sim.unhealthy(&name(i)),
+                    Op::Wait(ms) => sim.run_ms(ms),
+                    Op::Stop => sim.stop(),
+                }
+                for n in &names {
+                    if sim.is_ready(n) {
+                        prop_assert!(sim.pid(n).is_some(), "{n} ready but not alive:\n{}", sim.dump());
+                    }
+                }
+                if sim.exit.is_some() {
+                    prop_assert_eq!(sim.alive_count(), 0, "exit with children alive:\n{}", sim.dump());
+                }
+            }
+            if sim.exit.is_none() {
+                sim.stop();
+            }
+            let code = sim.run_to_exit();
+            prop_assert!([0, 69, 75].contains(&code), "exit {code}:\n{}", sim.dump());
+            prop_assert_eq!(sim.alive_count(), 0, "children left after exit:\n{}", sim.dump());
+            // Every restart stays within the intensity of its supervisor.
+            let tree = sim.engine.tree();
+            let mut times: std::collections::HashMap<_, Vec<Duration>> = Default::default();
+            for (t, e) in &sim.events {
+                match e {
+                    Event::SupervisorStarted { supervisor } => {
+                        times.insert(*supervisor, Vec::new());
+                    }
+                    Event::RestartScheduled { supervisor, .. } => {
+                        let spec = tree.node(*supervisor).as_supervisor().unwrap();
+                        let list = times.entry(*supervisor).or_default();
+                        list.push(*t);
+                        let inside = list.iter().filter(|&&x| *t - x <= spec.period).count();
+                        prop_assert!(inside <= spec.intensity as usize, "{}", sim.dump());
+                    }
+                    _ => {}
+                }
+            }
+            let now = sim.now + Duration::from_secs(3600);
+            sim.engine.handle(Input::Tick, now);
+            sim.engine.handle(Input::Ready { node: crate::spec::NodeId(1) }, now);
+            sim.engine.handle(Input::Unhealthy { node: crate::spec::NodeId(1) }, now);
+            sim.engine.handle(Input::Exited { pid: 101, status: ExitStatus::Signaled(Signal::KILL) }, now);
+            prop_assert_eq!(sim.engine.poll_action(), None);
+            prop_assert_eq!(sim.engine.next_deadline(), None);
+        }
+    }
+}
