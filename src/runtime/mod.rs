@@ -2,10 +2,11 @@
 //!
 //! ```text
 //!   signals (TERM INT HUP QUIT USR1 USR2 CHLD) ─┐
-//!   the engine's next deadline (one timer) ─────┼─► Input ─► Engine::handle(now)
+//!   the engine's next deadline (one timer) ─────┤
+//!   probe results (Ready / NotReady / Unhealthy)┼─► Input ─► Engine::handle(now)
 //!                                               │               │
 //!   reaper::drain on SIGCHLD (Exited / orphan) ─┘               ▼
-//!                                          Action: Spawn / Signal / Ready / Exit
+//!                      Action: Spawn / Signal / Watch / Unwatch / Ready / Exit
 //! ```
 //!
 //! This module owns the loop and the order of things: signal handlers are installed
