@@ -20,6 +20,11 @@ use crate::spec::{
     AutoShutdown, ExitStatus, NodeId, NodeKind, Restart, Shutdown, Signal, Strategy, Tree,
 };
 
+// Manual control (operator commands) and readiness: an `impl Engine` in its own file.
+#[path = "control.rs"]
+mod control;
+pub use control::{Command, ControlError, Done};
+
 /// An OS process id, as far as the engine cares.
 pub type Pid = i32;
 
@@ -53,6 +58,13 @@ pub enum Input {
     Kill,
     /// A deadline from [`Engine::next_deadline`] has passed.
     Tick,
+    /// An operator's command; answered once by [`Event::ControlDone`] with the same `id`.
+    Control {
+        /// The caller's id for the answer.
+        id: u64,
+        /// What to do.
+        command: Command,
+    },
 }
 
 /// Something the runtime must do.
@@ -147,6 +159,15 @@ pub enum Event {
         /// Why.
         end: End,
     },
+    /// An operator's command ([`Input::Control`]) completed or was refused.
+    ControlDone {
+        /// The id it was given.
+        id: u64,
+        /// The command.
+        command: Command,
+        /// What it did, or why not.
+        result: Result<Done, ControlError>,
+    },
 }
 
 /// Why a supervisor ended.
@@ -237,6 +258,8 @@ enum Step {
     Started,
     /// All children are down: end this supervisor.
     Finish(End),
+    /// An operator's command has completed: answer it.
+    Reply(u64, Command),
 }
 
 /// What a supervisor's current step waits for.
@@ -253,6 +276,8 @@ enum Wait {
 enum Msg {
     Exit(NodeId, u64),
     RestartDue(NodeId, u64),
+    /// An operator's command, run when the supervisor's program is done.
+    Control(u64, Command),
 }
 
 /// Timers, validated against the node's state when they fire (stale ones are dropped).
@@ -308,6 +333,8 @@ pub struct Engine {
     stopping: bool,
     stop_deadline: Option<Instant>,
     finished: bool,
+    /// Operator commands accepted and not answered yet.
+    pending_controls: Vec<control::Pending>,
 }
 
 impl Engine {
@@ -345,6 +372,7 @@ impl Engine {
             stopping: false,
             stop_deadline: None,
             finished: false,
+            pending_controls: Vec::new(),
         }
     }
 
@@ -361,6 +389,12 @@ impl Engine {
 
     /// Feeds one input.
     pub fn handle(&mut self, input: Input, now: Instant) {
+        if let Input::Control { id, command } = input {
+            self.control(id, command);
+            self.settle(now);
+            self.sweep_controls();
+            return;
+        }
         if self.finished {
             return;
         }
@@ -379,9 +413,10 @@ impl Engine {
                 }
                 self.kill_subtree(NodeId::ROOT, End::Stopped);
             }
-            Input::Tick => {}
+            Input::Tick | Input::Control { .. } => {}
         }
         self.settle(now);
+        self.sweep_controls();
     }
 
     /// The next thing to do, if any.
@@ -539,6 +574,7 @@ impl Engine {
                 }
             }
             Step::Finish(end) => self.finish(s, end, now),
+            Step::Reply(id, command) => self.exec_reply(id, command),
         }
     }
 
@@ -556,6 +592,7 @@ impl Engine {
                     self.restart_group(s, c);
                 }
             }
+            Msg::Control(id, command) => self.exec_control(s, id, command),
         }
     }
 
@@ -853,6 +890,9 @@ impl Engine {
     /// `init_children/2`); later it is a failed restart attempt that counts (OTP
     /// `try_again_restart`).
     fn start_failed(&mut self, s: NodeId, c: NodeId, now: Instant) {
+        if self.manual_start_failed(s, c) {
+            return;
+        }
         let sup = self.sup_mut(s);
         sup.program.clear();
         if sup.initial {

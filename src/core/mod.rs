@@ -31,4 +31,6 @@ pub mod intensity;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{Action, End, Engine, Event, ExitReason, Input, NodeView, Pid};
+pub use engine::{
+    Action, Command, ControlError, Done, End, Engine, Event, ExitReason, Input, NodeView, Pid,
+};

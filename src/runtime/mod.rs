@@ -270,6 +270,7 @@ impl Loop {
                 };
                 info!(supervisor = %self.name(supervisor), "stopping children: {why}");
             }
+            Event::ControlDone { .. } => {} // Answered and logged by `ops`.
         }
     }
 

@@ -1,5 +1,6 @@
 //! Engine tests: OTP's acceptance cases and properties, all in simulated time.
 
+mod control;
 mod harness;
 mod otp;
 mod props;
@@ -23,7 +24,13 @@ fn the_core_is_pure() {
         "unsafe",
     ];
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/core");
-    for name in ["mod.rs", "engine.rs", "backoff.rs", "intensity.rs"] {
+    for name in [
+        "mod.rs",
+        "engine.rs",
+        "control.rs",
+        "backoff.rs",
+        "intensity.rs",
+    ] {
         let text = std::fs::read_to_string(format!("{dir}/{name}")).expect("read core source");
         let code = text.split("#[cfg(test)]").next().unwrap_or_default();
         for (n, line) in code.lines().enumerate() {
