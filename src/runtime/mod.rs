@@ -16,6 +16,9 @@
 //! engine's), never waits for a process except through [`reaper`], and never polls:
 //! when idle it sleeps until a signal or the engine's next deadline.
 
+mod metrics;
+mod ops;
+mod postmortem;
 pub mod reaper;
 pub mod signals;
 pub mod spawn;
@@ -34,8 +37,9 @@ use crate::spec::{NodeId, Signal, Tree, humanize};
 /// (less when `shutdown_timeout` has less left).
 pub const SWEEP_GRACE: Duration = Duration::from_secs(5);
 
-/// `vigil run`: load the tree, supervise it, and return vigil's exit code.
-pub fn run_main(path: &Path) -> u8 {
+/// `vigil run`: load the tree, supervise it, and return vigil's exit code. `socket` is
+/// `--socket` / `$VIGIL_SOCKET`, which overrides `[control] socket`.
+pub fn run_main(path: &Path, socket: Option<&Path>) -> u8 {
     let loaded = match crate::config::load(path) {
         Ok(loaded) => loaded,
         Err(errors) => {
@@ -56,7 +60,7 @@ pub fn run_main(path: &Path) -> u8 {
             return exit::INTERNAL;
         }
     };
-    runtime.block_on(run(loaded.tree))
+    runtime.block_on(run(loaded.tree, socket))
 }
 
 /// Counters the loop keeps besides the engine's state.
@@ -66,14 +70,23 @@ struct Stats {
     orphans: u64,
 }
 
-/// Supervises `tree` until the root finishes; returns the exit code.
-pub async fn run(tree: Tree) -> u8 {
+/// Supervises `tree` until the root finishes; returns the exit code. `socket` overrides
+/// the control socket's path.
+pub async fn run(tree: Tree, socket: Option<&Path>) -> u8 {
     let start_dir = prepare_process();
     let mut signals = match signals::Signals::new(signals::TREE_SIGNALS) {
         Ok(s) => s,
         Err(e) => {
             error!("cannot install signal handlers: {e}");
             return exit::INTERNAL;
+        }
+    };
+    // The control socket and HTTP endpoints listen before the first spawn.
+    let (ops, mut queries) = match ops::setup(&tree, socket) {
+        Ok(x) => x,
+        Err(e) => {
+            error!("{e}; nothing was started");
+            return exit::START_FAILED;
         }
     };
     let mut lp = Loop {
@@ -83,6 +96,7 @@ pub async fn run(tree: Tree) -> u8 {
         stats: Stats::default(),
         stop_requests: 0,
         exit: None,
+        ops,
     };
     info!(
         pid = std::process::id(),
@@ -92,6 +106,7 @@ pub async fn run(tree: Tree) -> u8 {
     lp.engine.start(now());
     let code = loop {
         lp.carry_out();
+        lp.answer_waiters();
         if let Some(code) = lp.exit {
             break code;
         }
@@ -99,8 +114,12 @@ pub async fn run(tree: Tree) -> u8 {
         tokio::select! {
             sig = signals.recv() => lp.on_signal(sig),
             () = sleep_until(deadline), if deadline.is_some() => lp.engine.handle(Input::Tick, now()),
+            Some(q) = ops::recv(&mut queries) => lp.on_query(q),
         }
     };
+    // No more answers: waiting clients hear that vigil is exiting; the socket goes.
+    drop(queries);
+    lp.close_ops();
     // The sweep's grace never outlasts `shutdown_timeout`: Kubernetes' grace period ends
     // the pod at that point anyway.
     let grace = lp.engine.stop_deadline().map_or(SWEEP_GRACE, |deadline| {
@@ -125,6 +144,8 @@ struct Loop {
     stats: Stats,
     stop_requests: u32,
     exit: Option<u8>,
+    /// Control socket, HTTP, history, metrics (`ops.rs`).
+    ops: ops::Ops,
 }
 
 impl Loop {
@@ -136,6 +157,7 @@ impl Loop {
             let mut did = false;
             while let Some(event) = self.engine.poll_event() {
                 did = true;
+                self.observe(&event);
                 self.log(event);
             }
             if let Some(action) = self.engine.poll_action() {
@@ -198,6 +220,7 @@ impl Loop {
                         "significant child ended; tree stopped"
                     ),
                 }
+                self.at_exit(code);
                 self.exit = Some(code);
             }
         }

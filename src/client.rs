@@ -1,0 +1,119 @@
+//! The client verbs of the `vigil` binary: `status`, `stop`, `start`, `restart`,
+//! `signal`, `wait-ready`. Each sends one request to a running vigil's control socket
+//! and turns the answer into output and an exit code a script can use (see
+//! [`crate::exit`]): 0 done, 1 refused or failed, 69 no vigil listening, 75 `wait-ready`
+//! timed out, 77 permission denied, 70 an answer that cannot be read.
+//!
+//! Blocking std I/O, no runtime: a client is one connection. It never touches a
+//! process itself; vigil does everything.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::control::protocol::{self, ErrorKind, Request, Response};
+use crate::exit;
+
+/// The largest answer read (a status of a very large tree fits easily).
+const MAX_RESPONSE: u64 = 64 * 1024 * 1024;
+
+/// Sends `request` to the vigil listening on `socket` (default: the default path);
+/// prints the answer; returns the exit code. `json`: print a status as JSON.
+pub fn client_main(socket: Option<&Path>, request: Request, json: bool) -> u8 {
+    let path = socket.map_or_else(crate::control::default_socket, Path::to_path_buf);
+    match call(&path, &request) {
+        Ok(response) => print(&request, &response, json),
+        Err((code, message)) => {
+            eprintln!("vigil: {message}");
+            code
+        }
+    }
+}
+
+fn call(path: &PathBuf, request: &Request) -> Result<Response, (u8, String)> {
+    let mut stream = UnixStream::connect(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => (
+            exit::NO_PERMISSION,
+            format!(
+                "permission denied on the control socket {} ({e}); only the user vigil runs as \
+                 and root may use it",
+                path.display()
+            ),
+        ),
+        _ => (
+            exit::NO_DAEMON,
+            format!(
+                "no vigil is listening on {} ({e}); is `vigil run` running? point --socket or \
+                 VIGIL_SOCKET at its socket",
+                path.display()
+            ),
+        ),
+    })?;
+    // wait-ready answers within its timeout (vigil enforces it); anything else answers
+    // when the operation is done, which can take a child's whole shutdown grace.
+    if let Request::WaitReady { timeout_ms, .. } = request {
+        let limit = Duration::from_millis(*timeout_ms) + Duration::from_secs(10);
+        let _ = stream.set_read_timeout(Some(limit));
+    }
+    let broken = |e: std::io::Error| {
+        (
+            exit::NO_DAEMON,
+            format!("the control socket {} failed: {e}", path.display()),
+        )
+    };
+    let mut line = serde_json::to_string(request)
+        .map_err(|e| (exit::INTERNAL, format!("cannot encode the request: {e}")))?;
+    line.push('\n');
+    stream.write_all(line.as_bytes()).map_err(broken)?;
+    let mut answer = Vec::new();
+    BufReader::new((&stream).take(MAX_RESPONSE))
+        .read_until(b'\n', &mut answer)
+        .map_err(broken)?;
+    if answer.is_empty() {
+        return Err((
+            exit::NO_DAEMON,
+            format!(
+                "vigil closed the control socket {} without answering (it may be exiting)",
+                path.display()
+            ),
+        ));
+    }
+    serde_json::from_slice(&answer).map_err(|e| {
+        (
+            exit::INTERNAL,
+            format!(
+                "cannot read vigil's answer ({e}): {}",
+                String::from_utf8_lossy(&answer).trim_end()
+            ),
+        )
+    })
+}
+
+fn print(request: &Request, r: &Response, json: bool) -> u8 {
+    if !r.ok {
+        eprintln!("vigil: {}", r.message);
+        return match r.error {
+            Some(ErrorKind::TimedOut) => exit::TIMED_OUT,
+            Some(ErrorKind::PermissionDenied) => exit::NO_PERMISSION,
+            Some(ErrorKind::BadRequest) => exit::INTERNAL,
+            _ => exit::REFUSED,
+        };
+    }
+    match (request, &r.status) {
+        (Request::Status, Some(status)) if json => match serde_json::to_string_pretty(status) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("vigil: cannot encode the status: {e}");
+                return exit::INTERNAL;
+            }
+        },
+        (Request::Status, Some(status)) => print!("{}", protocol::render(status)),
+        (Request::Status, None) => {
+            eprintln!("vigil: the answer has no status");
+            return exit::INTERNAL;
+        }
+        _ => println!("{}", r.message),
+    }
+    exit::OK
+}
