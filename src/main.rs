@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         Command::Run { config } => vigil::runtime::run_main(&cli::config_path(config), socket),
         Command::Check { config } => vigil::config::check_main(&cli::config_path(config)),
         Command::Exec(args) => vigil::exec::exec_main(&args),
-        Command::Status { json } => client(Request::Status, json),
+        Command::Status { json } => client(Request::Status {}, json),
         Command::Stop { name } => client(Request::Stop { name }, false),
         Command::Start { name } => client(Request::Start { name }, false),
         Command::Restart { name } => client(Request::Restart { name }, false),

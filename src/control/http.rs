@@ -37,6 +37,9 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener
 /// Serves `listener` (call inside the runtime); every request goes to `tx`.
 pub fn spawn(listener: std::net::TcpListener, tx: mpsc::Sender<Query>) -> std::io::Result<()> {
     let listener = TcpListener::from_std(listener)?;
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "http endpoints listening: /livez /readyz /status /metrics");
+    }
     tokio::spawn(async move {
         loop {
             let stream = match listener.accept().await {

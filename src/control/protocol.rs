@@ -26,8 +26,9 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
-    /// The state of the whole tree.
-    Status,
+    /// The state of the whole tree (a struct variant, so that unknown fields are
+    /// rejected like everywhere else).
+    Status {},
     /// OTP `terminate_child`: stop a process or subtree; it stays stopped.
     Stop {
         /// A process or supervisor name.
@@ -272,8 +273,13 @@ mod tests {
         );
         assert!(serde_json::from_str::<Request>(r#"{"op":"stop","name":"a","x":1}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"op":"reboot"}"#).is_err());
-        let line = serde_json::to_string(&Request::Status).unwrap();
+        let line = serde_json::to_string(&Request::Status {}).unwrap();
         assert_eq!(line, r#"{"op":"status"}"#);
+        assert!(serde_json::from_str::<Request>(r#"{"op":"status","x":1}"#).is_err());
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"op":"status"}"#).unwrap(),
+            Request::Status {}
+        );
     }
 
     #[test]

@@ -92,9 +92,8 @@ pub(super) fn setup(
             server::spawn(b, tx.clone()).map_err(|e| format!("control socket: {e}"))?;
             info!(path = %b.path().display(), "control socket listening");
         }
-        if let (Some(l), Some(addr)) = (http_listener, spec.http_listen) {
+        if let Some(l) = http_listener {
             http::spawn(l, tx).map_err(|e| format!("http: {e}"))?;
-            info!(%addr, "http endpoints listening: /livez /readyz /status /metrics");
         }
     }
     let termination_log = match &spec.termination_log {
@@ -140,7 +139,7 @@ impl Loop {
     fn on_request(&mut self, request: Request, reply: oneshot::Sender<Response>) {
         debug!(?request, "control request");
         let command = match request {
-            Request::Status => {
+            Request::Status {} => {
                 let mut r = Response::ok("status");
                 r.status = Some(Box::new(self.status()));
                 let _ = reply.send(r);
