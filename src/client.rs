@@ -10,7 +10,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::control::protocol::{self, ErrorKind, Request, Response};
@@ -66,7 +66,7 @@ pub fn client_main(socket: Option<&Path>, request: Request, json: bool) -> u8 {
     }
 }
 
-fn connect(path: &PathBuf) -> Result<UnixStream, (u8, String)> {
+fn connect(path: &Path) -> Result<UnixStream, (u8, String)> {
     UnixStream::connect(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::PermissionDenied => (
             exit::NO_PERMISSION,
@@ -89,7 +89,7 @@ fn connect(path: &PathBuf) -> Result<UnixStream, (u8, String)> {
 
 fn exchange(
     mut stream: UnixStream,
-    path: &PathBuf,
+    path: &Path,
     request: &Request,
 ) -> Result<Response, (u8, String)> {
     // wait-ready answers within its timeout (vigil enforces it); anything else answers
