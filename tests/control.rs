@@ -365,3 +365,20 @@ fn termination_message_on_give_up() {
         log(&d)
     );
 }
+
+#[test]
+fn socket_in_a_directory_others_can_write_is_refused() {
+    let dir = TestDir::new();
+    let open = dir.join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = dir.write("vigil.toml", &tree(&dir, ""));
+    let mut d = vigil_in(&dir)
+        .env("VIGIL_SOCKET", open.join("ctl.sock"))
+        .arg("run")
+        .arg(&path)
+        .spawn();
+    assert_eq!(d.wait_exit(TIMEOUT), 69);
+    assert!(log(&d).contains("its directory is not safe"), "{}", log(&d));
+    assert!(dir.read_events().all().is_empty(), "nothing was started");
+}

@@ -82,6 +82,7 @@ pub fn bind(path: &Path) -> Result<Bound, BindError> {
             .create(dir)
             .map_err(io_err(path, "cannot create its directory"))?;
     }
+    check_directory(path)?;
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
     let lock_file = OpenOptions::new()
@@ -120,6 +121,30 @@ pub fn bind(path: &Path) -> Result<Bound, BindError> {
         listener: Some(listener),
         _lock: lock,
     })
+}
+
+/// The socket's directory must be owned by vigil's user or root, and not writable by
+/// others unless sticky (like `/tmp`): otherwise another user could replace the socket.
+fn check_directory(path: &Path) -> Result<(), BindError> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let meta = std::fs::metadata(dir).map_err(io_err(path, "cannot inspect its directory"))?;
+    let me = nix::unistd::geteuid().as_raw();
+    let mode = meta.mode();
+    let unsafe_dir = (meta.uid() != me && meta.uid() != 0)
+        || (mode & 0o022 != 0 && mode & 0o1000 == 0);
+    if unsafe_dir {
+        return Err(io_err(path, "its directory is not safe")(io::Error::other(format!(
+            "{} is owned by uid {} with mode {:o}; it must belong to uid {me} or root and \
+             not be writable by others (unless sticky)",
+            dir.display(),
+            meta.uid(),
+            mode & 0o7777
+        ))));
+    }
+    Ok(())
 }
 
 /// Starts accepting on `bound` (call inside the runtime); every request goes to `tx`.

@@ -64,10 +64,13 @@ pub(super) fn setup(
         match server::bind(&sp.path) {
             Ok(b) => socket = Some(b),
             Err(e) if sp.explicit => {
-                return Err(format!(
-                    "{e}; fix the path (--socket, VIGIL_SOCKET or [control] socket), or stop \
-                     the other vigil"
-                ));
+                let hint = match e {
+                    server::BindError::InUse(_) => "stop the other vigil, or give this one \
+                         another path (--socket, VIGIL_SOCKET or [control] socket)",
+                    server::BindError::Io { .. } => "fix the path (--socket, VIGIL_SOCKET or \
+                         [control] socket), or set [control] enabled = false",
+                };
+                return Err(format!("{e}; {hint}"));
             }
             Err(e) => warn!(
                 "{e}; vigil runs without a control socket (set [control] socket or \
