@@ -133,16 +133,18 @@ fn check_directory(path: &Path) -> Result<(), BindError> {
     let meta = std::fs::metadata(dir).map_err(io_err(path, "cannot inspect its directory"))?;
     let me = nix::unistd::geteuid().as_raw();
     let mode = meta.mode();
-    let unsafe_dir = (meta.uid() != me && meta.uid() != 0)
-        || (mode & 0o022 != 0 && mode & 0o1000 == 0);
+    let unsafe_dir =
+        (meta.uid() != me && meta.uid() != 0) || (mode & 0o022 != 0 && mode & 0o1000 == 0);
     if unsafe_dir {
-        return Err(io_err(path, "its directory is not safe")(io::Error::other(format!(
-            "{} is owned by uid {} with mode {:o}; it must belong to uid {me} or root and \
+        return Err(io_err(path, "its directory is not safe")(io::Error::other(
+            format!(
+                "{} is owned by uid {} with mode {:o}; it must belong to uid {me} or root and \
              not be writable by others (unless sticky)",
-            dir.display(),
-            meta.uid(),
-            mode & 0o7777
-        ))));
+                dir.display(),
+                meta.uid(),
+                mode & 0o7777
+            ),
+        )));
     }
     Ok(())
 }

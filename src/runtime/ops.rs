@@ -65,10 +65,14 @@ pub(super) fn setup(
             Ok(b) => socket = Some(b),
             Err(e) if sp.explicit => {
                 let hint = match e {
-                    server::BindError::InUse(_) => "stop the other vigil, or give this one \
-                         another path (--socket, VIGIL_SOCKET or [control] socket)",
-                    server::BindError::Io { .. } => "fix the path (--socket, VIGIL_SOCKET or \
-                         [control] socket), or set [control] enabled = false",
+                    server::BindError::InUse(_) => {
+                        "stop the other vigil, or give this one \
+                         another path (--socket, VIGIL_SOCKET or [control] socket)"
+                    }
+                    server::BindError::Io { .. } => {
+                        "fix the path (--socket, VIGIL_SOCKET or \
+                         [control] socket), or set [control] enabled = false"
+                    }
                 };
                 return Err(format!("{e}; {hint}"));
             }
