@@ -200,7 +200,19 @@ async fn serve(mut stream: UnixStream, tx: mpsc::Sender<Query>, me: u32) {
     };
     let _ = stream.write_all(response.to_line().as_bytes()).await;
     let _ = stream.shutdown().await;
+    // Read what the client may still send (a refused or too long request) until it closes:
+    // closing a unix socket with unread data would make the client's read of the answer
+    // fail with ECONNRESET. Bounded in size and time.
+    let mut rest = (&mut stream).take(DRAIN_LIMIT);
+    let _ = tokio::time::timeout(
+        READ_TIMEOUT,
+        tokio::io::copy(&mut rest, &mut tokio::io::sink()),
+    )
+    .await;
 }
+
+/// How much of an unread request is drained before closing.
+const DRAIN_LIMIT: u64 = 1024 * 1024;
 
 async fn answer(stream: &mut UnixStream, tx: mpsc::Sender<Query>) -> Response {
     let request = match read_request(stream).await {
