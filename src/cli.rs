@@ -1,4 +1,5 @@
-//! The command line: `vigil run`, `vigil check`, `vigil exec`.
+//! The command line: `vigil run`, `vigil check`, `vigil exec`, and the client verbs
+//! `status`, `stop`, `start`, `restart`, `signal`, `wait-ready`.
 //!
 //! This module only describes arguments (clap derive). It never acts on them:
 //! `main` dispatches, and owns the mapping from outcomes to exit codes.
@@ -19,6 +20,11 @@ pub struct Cli {
     /// Log line format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
     pub log_format: LogFormat,
+
+    /// The control socket, for `run` and the client verbs (default: [control] socket, else
+    /// /run/vigil/control.sock as root, else $XDG_RUNTIME_DIR/vigil/control.sock).
+    #[arg(long, global = true, env = "VIGIL_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
 
     /// What to do.
     #[command(subcommand)]
@@ -55,6 +61,42 @@ pub enum Command {
     },
     /// Run one command as its init: forward signals, reap everything, exit with its status.
     Exec(ExecArgs),
+    /// Show every supervisor and process of the running vigil.
+    Status {
+        /// Print the tree as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a process or supervisor (OTP terminate_child); it stays stopped until started.
+    Stop {
+        /// A process or supervisor name.
+        name: String,
+    },
+    /// Start a stopped process or supervisor (OTP restart_child).
+    Start {
+        /// A process or supervisor name.
+        name: String,
+    },
+    /// Stop a process or supervisor if it runs, then start it.
+    Restart {
+        /// A process or supervisor name.
+        name: String,
+    },
+    /// Send a signal to the process group of every running process of NAME.
+    Signal {
+        /// A process or supervisor name.
+        name: String,
+        /// A signal name (HUP, SIGHUP) or number.
+        signal: String,
+    },
+    /// Wait until NAME (default: the whole tree) is ready; exit 75 if TIMEOUT passes.
+    WaitReady {
+        /// A process or supervisor name (default: every permanent child of the tree).
+        name: Option<String>,
+        /// How long to wait.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+        timeout: Duration,
+    },
 }
 
 /// Options of `vigil exec`.

@@ -7,7 +7,8 @@
 pub const OK: u8 = 0;
 /// Command-line usage error (clap's own code).
 pub const USAGE: u8 = 2;
-/// `EX_UNAVAILABLE`: a child failed to start during the initial start.
+/// `EX_UNAVAILABLE`: a child failed to start during the initial start, or the control
+/// socket or HTTP address the configuration asks for cannot be used; nothing was started.
 pub const START_FAILED: u8 = 69;
 /// `EX_SOFTWARE`: internal error in vigil.
 pub const INTERNAL: u8 = 70;
@@ -19,3 +20,14 @@ pub const CONFIG: u8 = 78;
 pub const NOT_EXECUTABLE: u8 = 126;
 /// `vigil exec`: the command was not found.
 pub const NOT_FOUND: u8 = 127;
+
+// Client verbs (`vigil status|stop|start|restart|signal|wait-ready`).
+
+/// The operation was refused or failed (unknown name, already running, start failed...).
+pub const REFUSED: u8 = 1;
+/// `EX_UNAVAILABLE`: no vigil is listening on the control socket.
+pub const NO_DAEMON: u8 = 69;
+/// `EX_TEMPFAIL`: `wait-ready` ran out of time.
+pub const TIMED_OUT: u8 = 75;
+/// `EX_NOPERM`: the control socket refused this user.
+pub const NO_PERMISSION: u8 = 77;

@@ -8,6 +8,8 @@
 //!   No I/O, no clock, no tokio or nix.
 //! - [`runtime`]: the event loop that feeds the engine from signals, the reaper and
 //!   timers, and carries out its actions (spawn, signal, exit).
+//! - [`control`]: the control socket and HTTP endpoints of `vigil run` (loop sources).
+//! - [`client`]: `vigil status|stop|start|restart|signal|wait-ready`, the socket's client.
 //! - [`exec`]: `vigil exec -- CMD`, the single-command init (tini / dumb-init mode).
 //! - [`sys`]: the only module with `unsafe`: thin wrappers over system calls.
 //!
@@ -18,7 +20,9 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod client;
 pub mod config;
+pub mod control;
 pub mod core;
 pub mod exec;
 pub mod exit;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use vigil::cli::{self, Cli, Command, LogFormat};
+use vigil::control::protocol::Request;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -16,12 +17,26 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.log_format);
+    let socket = cli.socket.as_deref();
+    let client = |request, json| vigil::client::client_main(socket, request, json);
     let code = match cli.command {
         Command::Run { config, exit_with } => {
-            vigil::runtime::run_main(&cli::config_path(config), exit_with.as_deref())
+            vigil::runtime::run_main(&cli::config_path(config), exit_with.as_deref(), socket)
         }
         Command::Check { config } => vigil::config::check_main(&cli::config_path(config)),
         Command::Exec(args) => vigil::exec::exec_main(&args),
+        Command::Status { json } => client(Request::Status {}, json),
+        Command::Stop { name } => client(Request::Stop { name }, false),
+        Command::Start { name } => client(Request::Start { name }, false),
+        Command::Restart { name } => client(Request::Restart { name }, false),
+        Command::Signal { name, signal } => client(Request::Signal { name, signal }, false),
+        Command::WaitReady { name, timeout } => client(
+            Request::WaitReady {
+                name,
+                timeout_ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
+            },
+            false,
+        ),
     };
     ExitCode::from(code)
 }

@@ -40,6 +40,8 @@ pub struct Tree {
     /// when it passes, everything left is killed with SIGKILL. `None` waits for the
     /// per-child shutdown specs alone.
     pub shutdown_timeout: Option<Duration>,
+    /// The operations interface: control socket, HTTP endpoints, termination message.
+    pub ops: Ops,
 }
 
 impl Tree {
@@ -363,6 +365,36 @@ pub const SIGNAL_NAMES: &[(&str, i32)] = &[
     ("SIGPWR", 30),
     ("SIGSYS", 31),
 ];
+
+/// The operations interface (top-level `[control]`, `[http]` and `termination_log`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ops {
+    /// `[control] enabled`: whether vigil listens on a control socket (default true).
+    pub control_enabled: bool,
+    /// `[control] socket`: the socket's path; `None` is the default (see `crate::control`).
+    pub control_socket: Option<PathBuf>,
+    /// `[http] listen`: where the HTTP endpoints listen; `None` (the default) starts none.
+    pub http_listen: Option<std::net::SocketAddr>,
+    /// `termination_log`: where the root's post-mortem goes; `None` is
+    /// [`Ops::DEFAULT_TERMINATION_LOG`], written only if it already exists and is writable.
+    pub termination_log: Option<PathBuf>,
+}
+
+impl Ops {
+    /// Kubernetes' default `terminationMessagePath`.
+    pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
+}
+
+impl Default for Ops {
+    fn default() -> Self {
+        Ops {
+            control_enabled: true,
+            control_socket: None,
+            http_listen: None,
+            termination_log: None,
+        }
+    }
+}
 
 /// How a process ended, as reported by the reaper.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -12,7 +12,11 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::Cx;
-use crate::spec::{AutoShutdown, Backoff, ROOT_NAME, Restart, Shutdown, Signal, Strategy};
+use crate::spec::{AutoShutdown, Backoff, Ops, ROOT_NAME, Restart, Shutdown, Signal, Strategy};
+
+// `[control]`, `[http]`, `termination_log`: the operations interface, in its own file.
+#[path = "ops.rs"]
+mod ops;
 
 /// One setting as read from the file.
 #[derive(Clone, Debug, PartialEq)]
@@ -128,6 +132,8 @@ pub(crate) struct RawFile {
     /// Names whose table is not a table (already reported): references to them are not
     /// reported again as unknown.
     pub broken: Vec<String>,
+    /// `[control]`, `[http]`, `termination_log`.
+    pub ops: Ops,
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -139,6 +145,9 @@ const TOP_KEYS: &[&str] = &[
     "shutdown_timeout",
     "supervisor",
     "process",
+    "control",
+    "http",
+    "termination_log",
 ];
 const SUPERVISOR_KEYS: &[&str] = &[
     "strategy",
@@ -207,12 +216,14 @@ pub(crate) fn read(cx: &mut Cx<'_>) -> Option<RawFile> {
         supervisors: Vec::new(),
         processes: Vec::new(),
         broken: Vec::new(),
+        ops: Ops::default(),
     };
     for (k, k_at, v) in entries(doc.get_ref()) {
         match k {
             "shutdown_timeout" => {
                 file.shutdown_timeout = duration(cx, k, v, false);
             }
+            "control" | "http" | "termination_log" => ops::read(cx, &mut file.ops, k, v),
             "supervisor" | "process" => {
                 let Some(table) = table(cx, k, v) else {
                     continue;

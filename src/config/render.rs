@@ -21,7 +21,35 @@ pub fn render(tree: &Tree) -> String {
     node(&mut out, tree, NodeId::ROOT, "", "");
     // The file-wide setting, after the tree so the tree reads from the top.
     let _ = writeln!(out, "shutdown_timeout: {timeout}");
+    ops(&mut out, &tree.ops);
     out
+}
+
+/// The operations settings, only when one is set (the defaults depend on where vigil runs).
+fn ops(out: &mut String, ops: &crate::spec::Ops) {
+    if *ops == crate::spec::Ops::default() {
+        return;
+    }
+    let control = match (&ops.control_socket, ops.control_enabled) {
+        (_, false) => "disabled".to_string(),
+        (Some(p), true) => format!("socket {}", p.display()),
+        (None, true) => "socket (default)".to_string(),
+    };
+    let http = ops
+        .http_listen
+        .map_or_else(|| "none".to_string(), |a| format!("listen {a}"));
+    let log = ops.termination_log.as_ref().map_or_else(
+        || {
+            format!(
+                "{} (when writable)",
+                crate::spec::Ops::DEFAULT_TERMINATION_LOG
+            )
+        },
+        |p| p.display().to_string(),
+    );
+    let _ = writeln!(out, "control: {control}");
+    let _ = writeln!(out, "http: {http}");
+    let _ = writeln!(out, "termination_log: {log}");
 }
 
 /// Writes one node; `lead` prefixes its title line, `cont` its detail lines and children.

@@ -397,6 +397,7 @@ pub(crate) fn build(cx: &mut Cx<'_>, file: RawFile) -> Option<Tree> {
     let mut tree = Tree {
         nodes: Vec::new(),
         shutdown_timeout: file.shutdown_timeout.get().copied(),
+        ops: file.ops.clone(),
     };
     add_node(&mut tree, &defs, &placed, 0, None);
     warn(cx, &tree, &defs);

@@ -24,6 +24,11 @@ pub use readiness::Probe;
 #[path = "readiness.rs"]
 mod readiness;
 
+// Manual control (operator commands) and readiness: an `impl Engine` in its own file.
+#[path = "control.rs"]
+mod control;
+pub use control::{Command, ControlError, Done};
+
 /// An OS process id, as far as the engine cares.
 pub type Pid = i32;
 
@@ -74,6 +79,13 @@ pub enum Input {
     Unhealthy {
         /// The process node.
         node: NodeId,
+    },
+    /// An operator's command; answered once by [`Event::ControlDone`] with the same `id`.
+    Control {
+        /// The caller's id for the answer.
+        id: u64,
+        /// What to do.
+        command: Command,
     },
 }
 
@@ -215,6 +227,15 @@ pub enum Event {
         /// Why.
         end: End,
     },
+    /// An operator's command ([`Input::Control`]) completed or was refused.
+    ControlDone {
+        /// The id it was given.
+        id: u64,
+        /// The command.
+        command: Command,
+        /// What it did, or why not.
+        result: Result<Done, ControlError>,
+    },
 }
 
 /// Why a supervisor ended.
@@ -311,6 +332,8 @@ enum Step {
     Started,
     /// All children are down: end this supervisor.
     Finish(End),
+    /// An operator's command has completed: answer it.
+    Reply(u64, Command),
 }
 
 /// What a supervisor's current step waits for.
@@ -327,6 +350,8 @@ enum Wait {
 enum Msg {
     Exit(NodeId, u64),
     RestartDue(NodeId, u64),
+    /// An operator's command, run when the supervisor's program is done.
+    Control(u64, Command),
 }
 
 /// Timers, validated against the node's state when they fire (stale ones are dropped).
@@ -386,6 +411,8 @@ pub struct Engine {
     stopping: bool,
     stop_deadline: Option<Instant>,
     finished: bool,
+    /// Operator commands accepted and not answered yet.
+    pending_controls: Vec<control::Pending>,
 }
 
 impl Engine {
@@ -425,6 +452,7 @@ impl Engine {
             stopping: false,
             stop_deadline: None,
             finished: false,
+            pending_controls: Vec::new(),
         }
     }
 
@@ -441,6 +469,12 @@ impl Engine {
 
     /// Feeds one input.
     pub fn handle(&mut self, input: Input, now: Instant) {
+        if let Input::Control { id, command } = input {
+            self.control(id, command);
+            self.settle(now);
+            self.sweep_controls();
+            return;
+        }
         if self.finished {
             return;
         }
@@ -459,12 +493,13 @@ impl Engine {
                 }
                 self.kill_subtree(NodeId::ROOT, End::Stopped);
             }
-            Input::Tick => {}
+            Input::Tick | Input::Control { .. } => {}
             Input::Ready { node } => self.on_ready(node),
             Input::NotReady { node } => self.on_not_ready(node),
             Input::Unhealthy { node } => self.on_unhealthy(node, now),
         }
         self.settle(now);
+        self.sweep_controls();
     }
 
     /// The next thing to do, if any.
@@ -515,7 +550,7 @@ impl Engine {
         NodeView {
             state,
             pid,
-            ready: self.is_ready(node),
+            ready: self.probe_ready(node),
         }
     }
 
@@ -634,6 +669,7 @@ impl Engine {
                 }
             }
             Step::Finish(end) => self.finish(s, end, now),
+            Step::Reply(id, command) => self.exec_reply(id, command),
         }
     }
 
@@ -651,6 +687,7 @@ impl Engine {
                     self.restart_group(s, c);
                 }
             }
+            Msg::Control(id, command) => self.exec_control(s, id, command),
         }
     }
 
@@ -951,6 +988,9 @@ impl Engine {
     /// `init_children/2`); later it is a failed restart attempt that counts (OTP
     /// `try_again_restart`).
     fn start_failed(&mut self, s: NodeId, c: NodeId, now: Instant) {
+        if self.manual_start_failed(s, c) {
+            return;
+        }
         let sup = self.sup_mut(s);
         sup.program.clear();
         if sup.initial {

@@ -31,4 +31,7 @@ pub mod intensity;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{Action, End, Engine, Event, ExitReason, Input, NodeView, Pid, Probe};
+pub use engine::{
+    Action, Command, ControlError, Done, End, Engine, Event, ExitReason, Input, NodeView, Pid,
+    Probe,
+};

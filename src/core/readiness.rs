@@ -266,8 +266,8 @@ impl Engine {
         (None, false)
     }
 
-    /// Whether `c` is ready (see [`super::NodeView::ready`]).
-    pub(super) fn is_ready(&self, c: NodeId) -> bool {
+    /// Whether the process `c` is running and ready (see [`super::NodeView::ready`]).
+    pub(super) fn probe_ready(&self, c: NodeId) -> bool {
         self.running_pid(c).is_some() && self.probes[c.index()].ready
     }
 }

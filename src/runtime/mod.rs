@@ -17,6 +17,9 @@
 //! engine's), never waits for a process except through [`reaper`], and never polls:
 //! when idle it sleeps until a signal or the engine's next deadline.
 
+mod metrics;
+mod ops;
+mod postmortem;
 pub mod probe;
 pub mod reaper;
 pub mod signals;
@@ -39,8 +42,9 @@ pub const SWEEP_GRACE: Duration = Duration::from_secs(5);
 /// `vigil run`: load the tree, supervise it, and return vigil's exit code.
 ///
 /// `exit_with` is `--exit-with NAME` ([`crate::config::apply_exit_with`]); a name the
-/// file does not define is a usage error (exit 2).
-pub fn run_main(path: &Path, exit_with: Option<&str>) -> u8 {
+/// file does not define is a usage error (exit 2). `socket` is `--socket` /
+/// `$VIGIL_SOCKET`, which overrides `[control] socket`.
+pub fn run_main(path: &Path, exit_with: Option<&str>, socket: Option<&Path>) -> u8 {
     let mut loaded = match crate::config::load(path) {
         Ok(loaded) => loaded,
         Err(errors) => {
@@ -68,7 +72,7 @@ pub fn run_main(path: &Path, exit_with: Option<&str>) -> u8 {
             return exit::INTERNAL;
         }
     };
-    runtime.block_on(run(loaded.tree))
+    runtime.block_on(run(loaded.tree, socket))
 }
 
 /// Counters the loop keeps besides the engine's state.
@@ -78,14 +82,23 @@ struct Stats {
     orphans: u64,
 }
 
-/// Supervises `tree` until the root finishes; returns the exit code.
-pub async fn run(tree: Tree) -> u8 {
+/// Supervises `tree` until the root finishes; returns the exit code. `socket` overrides
+/// the control socket's path.
+pub async fn run(tree: Tree, socket: Option<&Path>) -> u8 {
     let start_dir = prepare_process();
     let mut signals = match signals::Signals::new(signals::TREE_SIGNALS) {
         Ok(s) => s,
         Err(e) => {
             error!("cannot install signal handlers: {e}");
             return exit::INTERNAL;
+        }
+    };
+    // The control socket and HTTP endpoints listen before the first spawn.
+    let (ops, mut queries) = match ops::setup(&tree, socket) {
+        Ok(x) => x,
+        Err(e) => {
+            error!("{e}; nothing was started");
+            return exit::START_FAILED;
         }
     };
     let mut lp = Loop {
@@ -96,6 +109,7 @@ pub async fn run(tree: Tree) -> u8 {
         stop_requests: 0,
         exit: None,
         probes: probe::Probes::new(),
+        ops,
     };
     info!(
         pid = std::process::id(),
@@ -105,6 +119,7 @@ pub async fn run(tree: Tree) -> u8 {
     lp.engine.start(now());
     let code = loop {
         lp.carry_out();
+        lp.answer_waiters();
         if let Some(code) = lp.exit {
             break code;
         }
@@ -113,9 +128,13 @@ pub async fn run(tree: Tree) -> u8 {
             sig = signals.recv() => lp.on_signal(sig),
             () = sleep_until(deadline), if deadline.is_some() => lp.engine.handle(Input::Tick, now()),
             msg = lp.probes.recv() => lp.on_probe(msg),
+            Some(q) = ops::recv(&mut queries) => lp.on_query(q),
         }
     };
     lp.probes.cleanup();
+    // No more answers: waiting clients hear that vigil is exiting; the socket goes.
+    drop(queries);
+    lp.close_ops();
     // The sweep's grace never outlasts `shutdown_timeout`: Kubernetes' grace period ends
     // the pod at that point anyway.
     let grace = lp.engine.stop_deadline().map_or(SWEEP_GRACE, |deadline| {
@@ -142,6 +161,8 @@ struct Loop {
     exit: Option<u8>,
     /// Readiness and health checks (`probe`).
     probes: probe::Probes,
+    /// Control socket, HTTP, history, metrics (`ops.rs`).
+    ops: ops::Ops,
 }
 
 impl Loop {
@@ -153,6 +174,7 @@ impl Loop {
             let mut did = false;
             while let Some(event) = self.engine.poll_event() {
                 did = true;
+                self.observe(&event);
                 self.log(event);
             }
             if let Some(action) = self.engine.poll_action() {
@@ -244,6 +266,7 @@ impl Loop {
                         "significant child ended; tree stopped"
                     ),
                 }
+                self.at_exit(code);
                 self.exit = Some(code);
             }
         }
@@ -345,6 +368,7 @@ impl Loop {
                 };
                 info!(supervisor = %self.name(supervisor), "stopping children: {why}");
             }
+            Event::ControlDone { .. } => {} // Answered and logged by `ops`.
         }
     }
 

@@ -514,6 +514,19 @@ impl DaemonBuilder {
             } else {
                 Stdio::inherit()
             });
+        // Each vigil gets its own control socket (never the machine-wide default), unless
+        // the test chose one itself.
+        let socket = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "VIGIL_SOCKET")
+            .map_or_else(
+                || logs.path().join("control.sock"),
+                |(_, v)| PathBuf::from(v),
+            );
+        if !self.env_remove.iter().any(|k| k == "VIGIL_SOCKET") {
+            cmd.env("VIGIL_SOCKET", &socket);
+        }
         for k in &self.env_remove {
             cmd.env_remove(k);
         }
@@ -528,6 +541,7 @@ impl DaemonBuilder {
             .unwrap_or_else(|e| panic!("spawn {}: {e}", self.program.display()));
         Daemon {
             child,
+            socket,
             program: self.program,
             in_pid_namespace: self.in_pid_namespace,
             exit: None,
@@ -544,6 +558,7 @@ impl DaemonBuilder {
 /// for; if the test is panicking, vigil's stderr is printed so the failure shows it.
 pub struct Daemon {
     child: Child,
+    socket: PathBuf,
     program: PathBuf,
     in_pid_namespace: bool,
     exit: Option<i32>,
@@ -597,6 +612,11 @@ impl Daemon {
                 .into_iter()
                 .find(|&p| comm(p).is_some_and(|c| c == want || want.is_empty()))
         })
+    }
+
+    /// The control socket this vigil was told to use (`$VIGIL_SOCKET`).
+    pub fn socket(&self) -> &Path {
+        &self.socket
     }
 
     /// Sends `sig` to vigil itself (inside the namespace if any).

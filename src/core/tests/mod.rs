@@ -1,5 +1,6 @@
 //! Engine tests: OTP's acceptance cases and properties, all in simulated time.
 
+mod control;
 mod harness;
 mod otp;
 mod props;
@@ -28,6 +29,7 @@ fn the_core_is_pure() {
         "mod.rs",
         "engine.rs",
         "backoff.rs",
+        "control.rs",
         "intensity.rs",
         "readiness.rs",
     ] {

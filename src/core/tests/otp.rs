@@ -3,7 +3,7 @@
 //! Each test is named after the `supervisor_SUITE.erl` case it derives from, with its
 //! number in the reference. Processes use `backoff = "none"` ("OTP mode") unless a test
 //! is about backoff. Case A (configuration) lives with the config tests; case I (manual
-//! control) comes with the control socket.
+//! control) is in `control.rs`.
 
 use std::time::Duration;
 

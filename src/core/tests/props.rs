@@ -3,6 +3,7 @@
 //! - No action after the exit: once `Exit` is queued, inputs produce nothing.
 //! - A stop always ends with every child stopped (nothing alive when vigil exits).
 //! - No supervisor's window ever holds more restarts than its intensity.
+//! - Every operator command is answered exactly once.
 //!
 //! Children fail some restart spawns, ignore or delay their stop signal, and a stop can
 //! arrive at any point among the failures.
@@ -13,7 +14,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::harness::{Behaviour, OnStop, Sim};
-use crate::core::{Event, Input};
+use crate::core::{Command, Event, Input};
 use crate::spec::{ExitStatus, NodeId, Signal};
 
 #[derive(Clone, Debug)]
@@ -42,6 +43,8 @@ enum Op {
     Kill(usize, i32),
     Wait(u64),
     Stop,
+    /// An operator command: 0 stop, 1 start, 2 restart, 3 SIGHUP; on node `usize`.
+    Control(u8, usize),
 }
 
 fn proc_strategy() -> impl Strategy<Value = Proc> {
@@ -88,6 +91,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         (0usize..8, prop::sample::select(vec![9, 15, 11])).prop_map(|(i, s)| Op::Kill(i, s)),
         (0u64..4_000).prop_map(Op::Wait),
         Just(Op::Stop),
+        (0u8..4, 0usize..10).prop_map(|(k, n)| Op::Control(k, n)),
     ]
 }
 
@@ -184,6 +188,7 @@ proptest! {
             sim = sim.with(&format!("p{i}"), b.on_stop(on_stop));
         }
         let mut sim = sim.start();
+        let mut commands = 0u64;
         for op in ops {
             if sim.exit.is_some() {
                 break;
@@ -205,6 +210,18 @@ proptest! {
                 // A stop mid-way (perhaps during a group restart or a backoff delay); the
                 // ops that follow still poke at processes that are stopping.
                 Op::Stop => sim.stop(),
+                Op::Control(kind, n) => {
+                    let node = NodeId((n % sim.engine.tree().nodes.len()) as u32);
+                    let command = match kind {
+                        0 => Command::Stop(node),
+                        1 => Command::Start(node),
+                        2 => Command::Restart(node),
+                        _ => Command::Signal(node, Signal::HUP),
+                    };
+                    commands += 1;
+                    sim.engine.handle(Input::Control { id: commands, command }, sim.now);
+                    sim.settle();
+                }
             }
             if sim.exit.is_some() {
                 prop_assert_eq!(sim.alive_count(), 0, "exit with children alive:\n{}", sim.dump());
@@ -217,6 +234,14 @@ proptest! {
         prop_assert!(code != 69, "no start can fail here");
         prop_assert_eq!(sim.alive_count(), 0, "children left after exit:\n{}", sim.dump());
         check_windows(&sim)?;
+        for id in 1..=commands {
+            let answers = sim
+                .events
+                .iter()
+                .filter(|(_, e)| matches!(e, Event::ControlDone { id: i, .. } if *i == id))
+                .count();
+            prop_assert_eq!(answers, 1, "command {} answered {} times:\n{}", id, answers, sim.dump());
+        }
         // Nothing happens after the exit, whatever comes in.
         let now = sim.now + Duration::from_secs(3600);
         sim.engine.handle(Input::Tick, now);

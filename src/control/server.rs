@@ -1,0 +1,291 @@
+//! The control socket's server side: creating the socket safely, and one task per
+//! connection that checks the peer, reads one request, hands it to the loop as a
+//! [`Query`], and writes the answer.
+//!
+//! It never answers a request itself (except malformed, unauthorised or late ones), and
+//! never blocks the loop: reads have a size limit and a timeout.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::fcntl::{Flock, FlockArg};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+use super::Query;
+use super::protocol::{ErrorKind, MAX_REQUEST, READ_TIMEOUT, Request, Response};
+
+/// A bound control socket; removes its file when dropped.
+#[derive(Debug)]
+pub struct Bound {
+    path: PathBuf,
+    listener: Option<std::os::unix::net::UnixListener>,
+    /// Held for as long as vigil listens: tells a live vigil from a stale socket file.
+    _lock: Flock<File>,
+}
+
+impl Bound {
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        // Still ours: the lock is held until after this.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Why the socket could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// Another vigil holds the lock.
+    #[error("another vigil is listening on {0}")]
+    InUse(PathBuf),
+    /// A system call failed.
+    #[error("cannot listen on {path}: {what}: {err}")]
+    Io {
+        /// The socket path.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        err: io::Error,
+    },
+}
+
+fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> BindError + 'a {
+    move |err| BindError::Io {
+        path: path.to_path_buf(),
+        what,
+        err,
+    }
+}
+
+/// Creates the socket at `path`: its directory (mode 0700) if missing, `PATH.lock`
+/// (locked), the socket itself with mode 0600 (a stale file is replaced).
+pub fn bind(path: &Path) -> Result<Bound, BindError> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_err(path, "cannot create its directory"))?;
+    }
+    check_directory(path)?;
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(io_err(path, "cannot open its lock file"))?;
+    let lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            return Err(BindError::InUse(path.to_path_buf()));
+        }
+        Err((_, e)) => return Err(io_err(path, "cannot lock its lock file")(e.into())),
+    };
+    // We hold the lock: any socket file there is a dead vigil's.
+    match std::fs::remove_file(path) {
+        Ok(()) => debug!(path = %path.display(), "replaced a stale control socket"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(path, "cannot remove the stale socket file")(e)),
+    }
+    // Mode 0600 from the start: the umask applies when bind(2) creates the file (vigil
+    // has one thread, so nothing else sees this umask).
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let bound = std::os::unix::net::UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let listener = bound.map_err(io_err(path, "bind failed"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(io_err(path, "cannot set its mode to 0600"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(io_err(path, "cannot make it non-blocking"))?;
+    Ok(Bound {
+        path: path.to_path_buf(),
+        listener: Some(listener),
+        _lock: lock,
+    })
+}
+
+/// The socket's directory must be owned by vigil's user or root, and not writable by
+/// others unless sticky (like `/tmp`): otherwise another user could replace the socket.
+fn check_directory(path: &Path) -> Result<(), BindError> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let meta = std::fs::metadata(dir).map_err(io_err(path, "cannot inspect its directory"))?;
+    let me = nix::unistd::geteuid().as_raw();
+    let mode = meta.mode();
+    let unsafe_dir =
+        (meta.uid() != me && meta.uid() != 0) || (mode & 0o022 != 0 && mode & 0o1000 == 0);
+    if unsafe_dir {
+        return Err(io_err(path, "its directory is not safe")(io::Error::other(
+            format!(
+                "{} is owned by uid {} with mode {:o}; it must belong to uid {me} or root and \
+             not be writable by others (unless sticky)",
+                dir.display(),
+                meta.uid(),
+                mode & 0o7777
+            ),
+        )));
+    }
+    Ok(())
+}
+
+/// Starts accepting on `bound` (call inside the runtime); every request goes to `tx`.
+pub fn spawn(bound: &mut Bound, tx: mpsc::Sender<Query>) -> io::Result<()> {
+    let std_listener = bound
+        .listener
+        .take()
+        .ok_or_else(|| io::Error::other("the control socket is already being served"))?;
+    let listener = UnixListener::from_std(std_listener)?;
+    let me = nix::unistd::geteuid().as_raw();
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(serve(stream, tx.clone(), me));
+                }
+                Err(e) => {
+                    // EMFILE and friends: log, and give the system a moment (not a poll:
+                    // this only runs after an error).
+                    warn!("control socket: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// One connection: check the peer, read one request, answer it.
+async fn serve(mut stream: UnixStream, tx: mpsc::Sender<Query>, me: u32) {
+    let response = match stream.peer_cred() {
+        Ok(cred) if cred.uid() == me || cred.uid() == 0 => answer(&mut stream, tx).await,
+        Ok(cred) => {
+            warn!(
+                uid = cred.uid(),
+                pid = cred.pid(),
+                "control socket: refused a client whose uid is neither vigil's nor root's"
+            );
+            Response::error(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "permission denied: uid {} may not control this vigil (only uid {me} and root may)",
+                    cred.uid()
+                ),
+            )
+        }
+        Err(e) => Response::error(
+            ErrorKind::PermissionDenied,
+            format!("cannot read the peer's credentials: {e}"),
+        ),
+    };
+    let _ = stream.write_all(response.to_line().as_bytes()).await;
+    let _ = stream.shutdown().await;
+    // Read what the client may still send (a refused or too long request) until it closes:
+    // closing a unix socket with unread data would make the client's read of the answer
+    // fail with ECONNRESET. Bounded in size and time.
+    let mut rest = (&mut stream).take(DRAIN_LIMIT);
+    let _ = tokio::time::timeout(
+        READ_TIMEOUT,
+        tokio::io::copy(&mut rest, &mut tokio::io::sink()),
+    )
+    .await;
+}
+
+/// How much of an unread request is drained before closing.
+const DRAIN_LIMIT: u64 = 1024 * 1024;
+
+async fn answer(stream: &mut UnixStream, tx: mpsc::Sender<Query>) -> Response {
+    let request = match read_request(stream).await {
+        Ok(r) => r,
+        Err(msg) => return Response::error(ErrorKind::BadRequest, msg),
+    };
+    let wait = match &request {
+        Request::WaitReady { name, timeout_ms } => {
+            Some((name.clone(), Duration::from_millis(*timeout_ms)))
+        }
+        _ => None,
+    };
+    let Some(rx) = ask(&tx, request).await else {
+        return stopping();
+    };
+    match wait {
+        None => rx.await.unwrap_or_else(|_| stopping()),
+        Some((name, timeout)) => match tokio::time::timeout(timeout, rx).await {
+            Ok(r) => r.unwrap_or_else(|_| stopping()),
+            // Out of time: ask again with no wait, for the reasons as of now.
+            Err(_) => {
+                let Some(rx) = ask(
+                    &tx,
+                    Request::WaitReady {
+                        name,
+                        timeout_ms: 0,
+                    },
+                )
+                .await
+                else {
+                    return stopping();
+                };
+                rx.await.unwrap_or_else(|_| stopping())
+            }
+        },
+    }
+}
+
+async fn ask(tx: &mpsc::Sender<Query>, request: Request) -> Option<oneshot::Receiver<Response>> {
+    let (reply, rx) = oneshot::channel();
+    tx.send(Query::Control { request, reply }).await.ok()?;
+    Some(rx)
+}
+
+fn stopping() -> Response {
+    Response::error(
+        ErrorKind::Stopping,
+        "vigil is exiting; the request was not answered",
+    )
+}
+
+async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {
+    let mut buf = Vec::new();
+    let mut reader = BufReader::new(stream.take(MAX_REQUEST as u64 + 1));
+    match tokio::time::timeout(READ_TIMEOUT, reader.read_until(b'\n', &mut buf)).await {
+        Err(_) => {
+            return Err(format!(
+                "no complete request within {}s; send one JSON object and a newline",
+                READ_TIMEOUT.as_secs()
+            ));
+        }
+        Ok(Err(e)) => return Err(format!("cannot read the request: {e}")),
+        Ok(Ok(_)) => {}
+    }
+    if buf.len() > MAX_REQUEST {
+        return Err(format!(
+            "request longer than {MAX_REQUEST} bytes; send one JSON object and a newline"
+        ));
+    }
+    serde_json::from_slice(&buf).map_err(|e| {
+        format!(
+            "invalid request ({e}); expected one JSON object such as {{\"op\":\"status\"}} \
+             and a newline"
+        )
+    })
+}
