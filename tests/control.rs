@@ -391,3 +391,39 @@ fn socket_in_a_directory_others_can_write_is_refused() {
     assert!(log(&d).contains("its directory is not safe"), "{}", log(&d));
     assert!(dir.read_events().all().is_empty(), "nothing was started");
 }
+
+#[test]
+fn wait_ready_and_status_follow_a_ready_check() {
+    let dir = TestDir::new();
+    let flag = dir.join("r-is-ready");
+    let toml = String::from("children = [\"r\"]\n")
+        + &process(
+            &dir,
+            "r",
+            CHILD,
+            &format!(
+                "ready = {{ file = {}, timeout = \"30s\" }}",
+                toml_str(&flag.to_string_lossy())
+            ),
+        );
+    let path = dir.write("vigil.toml", &toml);
+    let mut d = vigil_in(&dir).arg("run").arg(path).spawn();
+    let s = d.socket().to_path_buf();
+    wait_started(&dir, &["r"]);
+    // Running, but its ready check has not passed: not ready, and the reason names it.
+    let (code, _, err) = client(&s, &["wait-ready", "r", "--timeout", "300ms"]);
+    assert_eq!(code, 75, "{err}\n{}", log(&d));
+    assert!(err.contains('r'), "{err}");
+    let st = status_json(&s);
+    assert_eq!(st["ready"], false, "{st}");
+    assert_eq!(state_of(&st, "r"), "running");
+    // The check passes: wait-ready returns, status says ready.
+    std::fs::write(&flag, "").unwrap();
+    assert_eq!(
+        ok(&s, &["wait-ready", "r", "--timeout", "10s"]).trim(),
+        "r is ready"
+    );
+    assert_eq!(status_json(&s)["ready"], true);
+    d.signal_vigil(libc::SIGTERM);
+    assert_eq!(d.wait_exit(TIMEOUT), 0);
+}
