@@ -16,6 +16,7 @@
 //! engine's), never waits for a process except through [`reaper`], and never polls:
 //! when idle it sleeps until a signal or the engine's next deadline.
 
+pub mod notify;
 pub mod reaper;
 pub mod signals;
 pub mod spawn;
@@ -83,6 +84,9 @@ pub async fn run(tree: Tree) -> u8 {
         stats: Stats::default(),
         stop_requests: 0,
         exit: None,
+        notify: notify::Notifier::from_env(),
+        ready: false,
+        stopping: false,
     };
     info!(
         pid = std::process::id(),
@@ -92,6 +96,7 @@ pub async fn run(tree: Tree) -> u8 {
     lp.engine.start(now());
     let code = loop {
         lp.carry_out();
+        lp.notify_status();
         if let Some(code) = lp.exit {
             break code;
         }
@@ -99,6 +104,8 @@ pub async fn run(tree: Tree) -> u8 {
         tokio::select! {
             sig = signals.recv() => lp.on_signal(sig),
             () = sleep_until(deadline), if deadline.is_some() => lp.engine.handle(Input::Tick, now()),
+            // WATCHDOG=1 from the loop itself: it stops when the loop stops turning.
+            () = lp.notify.watchdog_tick() => {}
         }
     };
     // The sweep's grace never outlasts `shutdown_timeout`: Kubernetes' grace period ends
@@ -125,6 +132,12 @@ struct Loop {
     stats: Stats,
     stop_requests: u32,
     exit: Option<u8>,
+    /// sd_notify to the service manager (a no-op without `NOTIFY_SOCKET`).
+    notify: notify::Notifier,
+    /// The initial start is complete (the engine's `Ready` action was carried out).
+    ready: bool,
+    /// The root has begun to stop.
+    stopping: bool,
 }
 
 impl Loop {
@@ -178,7 +191,12 @@ impl Loop {
                     debug!(child = %name, pid, "signal not delivered: {e}");
                 }
             }
-            Action::Ready => info!("all children started"),
+            Action::Ready => {
+                info!("all children started");
+                self.ready = true;
+                let status = self.summary();
+                self.notify.ready(Some(&status));
+            }
             Action::Exit { code, end } => {
                 match end {
                     End::Stopped => info!(code, "tree stopped"),
@@ -207,7 +225,47 @@ impl Loop {
         &self.tree.node(node).name
     }
 
-    fn log(&self, event: Event) {
+    /// Sends `STATUS=` to the service manager when the summary has changed.
+    fn notify_status(&mut self) {
+        if self.notify.is_enabled() {
+            let status = self.summary();
+            self.notify.status(&status);
+        }
+    }
+
+    /// A one-line summary of the tree for `STATUS=`: how many processes run, which
+    /// children are waiting to be restarted, or how many are left while stopping.
+    fn summary(&self) -> String {
+        let (mut total, mut running, mut alive) = (0, 0, 0);
+        let mut restarting = Vec::new();
+        for id in self.tree.ids() {
+            let view = self.engine.view(id);
+            if view.state == "restarting" {
+                restarting.push(self.name(id));
+            }
+            if self.tree.node(id).as_process().is_none() || view.state == "removed" {
+                continue;
+            }
+            total += 1;
+            running += usize::from(view.state == "running");
+            alive += usize::from(view.pid.is_some());
+        }
+        if self.stopping {
+            return format!("stopping: {alive} processes left");
+        }
+        let mut text = if self.ready {
+            format!("{running} of {total} processes running")
+        } else {
+            format!("starting: {running} of {total} processes running")
+        };
+        if !restarting.is_empty() {
+            text.push_str("; restarting ");
+            text.push_str(&restarting.join(", "));
+        }
+        text
+    }
+
+    fn log(&mut self, event: Event) {
         match event {
             Event::Exited {
                 node,
@@ -269,6 +327,10 @@ impl Loop {
                     End::StartFailed { .. } => "a child failed to start",
                 };
                 info!(supervisor = %self.name(supervisor), "stopping children: {why}");
+                if supervisor == NodeId::ROOT {
+                    self.stopping = true;
+                    self.notify.stopping(&format!("stopping: {why}"));
+                }
             }
         }
     }

@@ -183,6 +183,9 @@ pub fn spawn_with(
     setup.foreground = options.foreground_tty;
 
     let mut cmd = Command::new(program);
+    for name in crate::runtime::notify::CONSUMED_ENV {
+        cmd.env_remove(name); // vigil's own sd_notify variables; a spec's `env` may set them.
+    }
     cmd.args(&spec.command[1..])
         .envs(login_env(spec.user.as_deref()))
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
