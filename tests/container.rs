@@ -1,0 +1,508 @@
+//! vigil as a container's PID 1, with the real tools: Debian's podman and runc, an image
+//! built `FROM scratch` by `packaging/build-image.sh` from the static binaries (vigil and
+//! `vigil-test-child`) and busybox-static, with the lowered ulimits CI machines accept.
+//!
+//! Scenarios (run in parallel inside one test, so the image is built once and removed at
+//! the end; each container is removed when its scenario ends, pass or fail):
+//!
+//! - the demo tree starts with vigil as PID 1; `podman stop` stops it in reverse start
+//!   order and vigil exits 0 well within the grace period;
+//! - a crash-looping child makes the container exit 75;
+//! - `podman run --restart on-failure:2` brings it back (twice, then gives up);
+//! - orphans land on vigil and are reaped: no zombie is left, all are counted;
+//! - `vigil exec` as the entrypoint: exit status passed on, SIGTERM forwarded, PID 1;
+//! - the static binary resolves `user = "nobody"` from /etc/passwd, and `vigil check`
+//!   runs in the image.
+//!
+//! Without podman or runc the test prints a loud SKIPPED line, except on CI (`CI` set),
+//! where it fails: `.ci/run` installs them.
+
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{Events, TestDir, try_wait_for, wait_for, zombie_children};
+
+/// Every `podman run` of these tests: runc (crun fails on hybrid cgroups), no network,
+/// ulimits no higher than CI machines allow.
+const RUN: &[&str] = &[
+    "run",
+    "--runtime",
+    "runc",
+    "--network",
+    "none",
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1000:1000",
+];
+
+/// Deadline for one podman command or one wait (image pulls never happen: the image is
+/// local; this only catches hangs).
+const PODMAN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The output of a podman command: exit code, stdout, stderr.
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `podman ARGS` with a deadline.
+fn podman(args: &[&str]) -> Out {
+    let mut cmd = Command::new("podman");
+    cmd.args(args).stdin(Stdio::null());
+    let (tx, rx) = mpsc::channel();
+    let shown = format!("podman {}", args.join(" "));
+    std::thread::spawn(move || {
+        let _ = tx.send(cmd.output());
+    });
+    let out = rx
+        .recv_timeout(PODMAN_TIMEOUT)
+        .unwrap_or_else(|_| panic!("`{shown}` did not finish within {PODMAN_TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("cannot run `{shown}`: {e}"));
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `podman ARGS`, which must succeed; its stdout.
+fn podman_ok(args: &[&str]) -> String {
+    let out = podman(args);
+    assert_eq!(
+        out.code,
+        0,
+        "podman {} failed:\n{}{}",
+        args.join(" "),
+        out.stdout,
+        out.stderr
+    );
+    out.stdout
+}
+
+/// A container of one scenario: removed (killed if need be) on drop.
+struct Container {
+    name: String,
+}
+
+impl Container {
+    fn new(scenario: &str) -> Container {
+        let name = format!("vigil-test-{}-{scenario}", std::process::id());
+        let _ = podman(&["rm", "-f", "-t", "0", &name]);
+        Container { name }
+    }
+
+    /// `podman run` with the common options, this container's name, `extra` options,
+    /// the image, and `args`.
+    fn run(&self, image: &str, extra: &[&str], args: &[&str]) -> Out {
+        let mut all: Vec<&str> = RUN.to_vec();
+        all.extend(["--name", &self.name]);
+        all.extend(extra);
+        all.push(image);
+        all.extend(args);
+        podman(&all)
+    }
+
+    /// vigil's log and the children's output (the container's stdout and stderr).
+    fn logs(&self) -> String {
+        let out = podman(&["logs", &self.name]);
+        out.stdout + &out.stderr
+    }
+
+    fn inspect(&self, format: &str) -> String {
+        podman_ok(&["inspect", "--format", format, &self.name])
+            .trim()
+            .to_string()
+    }
+
+    fn exit_code(&self) -> i32 {
+        self.inspect("{{.State.ExitCode}}").parse().unwrap()
+    }
+
+    fn is_running(&self) -> bool {
+        self.inspect("{{.State.Running}}") == "true"
+    }
+
+    /// Waits until the container's log satisfies `pred`; the log.
+    fn wait_logs(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        try_wait_for(PODMAN_TIMEOUT, || {
+            let l = self.logs();
+            pred(&l).then_some(l)
+        })
+        .unwrap_or_else(|| panic!("timed out waiting for {what}; log:\n{}", self.logs()))
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = podman(&["rm", "-f", "-t", "0", &self.name]);
+    }
+}
+
+/// The image of this test run, removed on drop.
+struct Image {
+    tag: String,
+}
+
+impl Image {
+    /// Builds the image with `packaging/build-image.sh`, the static binaries in their own
+    /// target directory (a nested cargo must not wait for the lock `cargo test` holds).
+    fn build() -> Image {
+        let tag = format!("localhost/vigil-test:{}", std::process::id());
+        let target = common::vigil()
+            .parent()
+            .and_then(Path::parent)
+            .map(|p| p.join("container"))
+            .expect("the target directory of the test build");
+        let started = Instant::now();
+        let out = Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/build-image.sh"))
+            .args(["--with-test-child", "--tag", &tag])
+            .env("CARGO", env!("CARGO"))
+            .env("CARGO_TARGET_DIR", &target)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run packaging/build-image.sh");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "packaging/build-image.sh failed:\n{stderr}"
+        );
+        eprintln!(
+            "container: image built in {:.1?}: {}",
+            started.elapsed(),
+            stderr.lines().last().unwrap_or_default()
+        );
+        Image { tag }
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = podman(&["rmi", "-f", &self.tag]);
+    }
+}
+
+/// Whether podman and runc are here; on CI their absence is a failure.
+fn tools_present() -> bool {
+    let missing: Vec<&str> = ["podman", "runc", "busybox"]
+        .into_iter()
+        .filter(|tool| {
+            Command::new(tool)
+                .arg("--help")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_err()
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{missing:?} missing on CI: .ci/run must install podman, runc and busybox-static"
+    );
+    eprintln!(
+        "\n*** SKIPPED tests/container.rs: {missing:?} not found \
+         (apt-get install podman runc busybox-static); vigil was NOT tested as a container's PID 1 ***\n"
+    );
+    false
+}
+
+type Scenario = fn(&str);
+
+#[test]
+fn vigil_as_container_pid1_with_podman_and_runc() {
+    if !tools_present() {
+        return;
+    }
+    let image = Image::build();
+    let scenarios: &[(&str, Scenario)] = &[
+        ("demo", demo_tree_starts_and_stops_in_order),
+        ("crash", crash_loop_exits_75),
+        ("restart", restart_on_failure_brings_it_back),
+        ("orphans", orphans_are_reaped_never_left_zombies),
+        ("exec", exec_as_the_entrypoint),
+        ("static", static_binary_resolves_users_and_checks),
+    ];
+    let started = Instant::now();
+    let results: Vec<(&str, Duration, Result<(), String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = scenarios
+            .iter()
+            .map(|&(name, f)| {
+                let tag = image.tag.as_str();
+                (
+                    name,
+                    s.spawn(move || {
+                        let t = Instant::now();
+                        let r = std::panic::catch_unwind(|| f(tag)).map_err(|e| {
+                            e.downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                                .unwrap_or_default()
+                        });
+                        (t.elapsed(), r)
+                    }),
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(name, h)| {
+                let (t, r) = h.join().expect("scenario thread");
+                (name, t, r)
+            })
+            .collect()
+    });
+    let mut failed = Vec::new();
+    for (name, t, r) in &results {
+        eprintln!(
+            "container: {name}: {} in {t:.1?}",
+            if r.is_ok() { "ok" } else { "FAILED" }
+        );
+        if let Err(e) = r {
+            failed.push(format!("--- {name} ---\n{e}"));
+        }
+    }
+    eprintln!(
+        "container: {} scenarios in {:.1?}",
+        results.len(),
+        started.elapsed()
+    );
+    drop(image);
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// A directory the container mounts at `/t` (trees, the children's events file).
+fn mounted_dir() -> (TestDir, String) {
+    let dir = TestDir::new();
+    let volume = format!("{}:/t", dir.path().display());
+    (dir, volume)
+}
+
+/// Lines of `log` that contain `needle`, in order: the child name of each `stopped` line.
+fn stopped_children(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains(" stopped child="))
+        .filter_map(|l| {
+            l.split("child=")
+                .nth(1)?
+                .split(' ')
+                .next()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+fn demo_tree_starts_and_stops_in_order(image: &str) {
+    let c = Container::new("demo");
+    let out = c.run(image, &["-d"], &[]);
+    assert_eq!(out.code, 0, "podman run -d: {}", out.stderr);
+    let log = c.wait_logs("the demo tree to start", |l| {
+        l.contains("all children started") && l.contains("worker-1: did some work")
+    });
+    assert!(log.contains("running as PID 1"), "{log}");
+    assert!(log.contains("vigil starting pid=1 children=5"), "{log}");
+
+    let grace = 30;
+    let t = Instant::now();
+    podman_ok(&["stop", "-t", &grace.to_string(), &c.name]);
+    let took = t.elapsed();
+    assert_eq!(c.exit_code(), 0, "{}", c.logs());
+    assert!(
+        took < Duration::from_secs(grace),
+        "podman stop took {took:?}: vigil did not exit within the {grace}s grace period"
+    );
+    let log = c.logs();
+    assert!(log.contains("worker-1: draining"), "{log}");
+    assert!(log.contains("ticker: stopping"), "{log}");
+    assert!(log.contains("tree stopped code=0"), "{log}");
+    // Reverse start order. `flaky` may be between two runs at that moment (not running,
+    // so not stopped); everything else stops last-started-first.
+    let order: Vec<String> = stopped_children(&log)
+        .into_iter()
+        .filter(|n| n != "flaky")
+        .collect();
+    assert_eq!(order, ["worker-1", "queue", "ticker"], "{log}");
+}
+
+const CRASH_TREE: &str = r#"
+intensity = 2
+period = "10s"
+children = ["crasher"]
+[process.crasher]
+command = ["/bin/sh", "-c", "echo crasher: failing; exit 3"]
+backoff = "none"
+"#;
+
+fn crash_loop_exits_75(image: &str) {
+    let (dir, volume) = mounted_dir();
+    dir.write("crash.toml", CRASH_TREE);
+    let c = Container::new("crash");
+    let out = c.run(image, &["-v", &volume], &["run", "/t/crash.toml"]);
+    assert_eq!(out.code, 75, "{}{}", out.stdout, out.stderr);
+    let log = c.logs();
+    assert_eq!(log.matches("crasher: failing").count(), 3, "{log}");
+    assert!(
+        log.contains("root supervisor gave up: restart intensity exceeded"),
+        "{log}"
+    );
+}
+
+fn restart_on_failure_brings_it_back(image: &str) {
+    let (dir, volume) = mounted_dir();
+    dir.write("crash.toml", CRASH_TREE);
+    let c = Container::new("restart");
+    let out = c.run(
+        image,
+        &["-d", "--restart", "on-failure:2", "-v", &volume],
+        &["run", "/t/crash.toml"],
+    );
+    assert_eq!(out.code, 0, "podman run -d: {}", out.stderr);
+    // The first run and two restarts, each ending with 75.
+    wait_for("two restarts by podman", PODMAN_TIMEOUT, || {
+        (c.inspect("{{.RestartCount}}") == "2" && !c.is_running()).then_some(())
+    });
+    assert_eq!(c.exit_code(), 75);
+    let log = c.logs();
+    assert_eq!(log.matches("vigil starting pid=1").count(), 3, "{log}");
+}
+
+fn orphans_are_reaped_never_left_zombies(image: &str) {
+    let (dir, volume) = mounted_dir();
+    // Each run of `orph` leaves 50 orphans behind (exiting 20 ms after they land on
+    // vigil), then exits; permanent, so it comes back: orphans keep arriving.
+    dir.write(
+        "orphans.toml",
+        r#"
+intensity = 100
+period = "10s"
+children = ["orph"]
+[process.orph]
+command = ["/usr/bin/vigil-test-child", "--name", "orph", "--events", "/t/events",
+           "--orphans", "50", "--orphan-exit-after", "20", "--exit-after", "100"]
+backoff = { initial = "50ms", max = "50ms" }
+"#,
+    );
+    let c = Container::new("orphans");
+    let out = c.run(image, &["-d", "-v", &volume], &["run", "/t/orphans.toml"]);
+    assert_eq!(out.code, 0, "podman run -d: {}", out.stderr);
+    let events: PathBuf = dir.events();
+    wait_for("200 orphans to exit", PODMAN_TIMEOUT, || {
+        let ev = Events::read(&events);
+        let exits = ev.of("ORPHAN_EXIT", "orph");
+        (exits.len() >= 200).then_some(())
+    });
+    let ev = Events::read(&events);
+    // Every orphan was adopted by PID 1, which is vigil.
+    for e in ev.of("ORPHAN_EXIT", "orph") {
+        assert_eq!(e.args.get(1).map(String::as_str), Some("1"), "{e:?}");
+    }
+    // Nothing is left a zombie under vigil (host view of the container's PID 1).
+    let vigil: i32 = c.inspect("{{.State.Pid}}").parse().unwrap();
+    assert!(vigil > 1, "host pid of vigil: {vigil}");
+    podman_ok(&["pause", &c.name]); // a still picture: no new orphans meanwhile
+    let zombies = try_wait_for(Duration::from_secs(2), || {
+        let z = zombie_children(vigil);
+        z.is_empty().then_some(())
+    });
+    let left = zombie_children(vigil);
+    podman_ok(&["unpause", &c.name]);
+    assert!(
+        zombies.is_some(),
+        "zombies left under vigil (pid {vigil}) while paused: {left:?}"
+    );
+    podman_ok(&["stop", "-t", "20", &c.name]);
+    assert_eq!(c.exit_code(), 0, "{}", c.logs());
+    let log = c.logs();
+    let reaped: u64 = log
+        .split("orphans_reaped=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no orphans_reaped in the log:\n{log}"));
+    assert!(reaped >= 200, "vigil reaped only {reaped} orphans:\n{log}");
+}
+
+fn exec_as_the_entrypoint(image: &str) {
+    let exec = r#"["/usr/bin/vigil","exec","--"]"#;
+    // The command's exit status is the container's.
+    let c = Container::new("exec-code");
+    let out = c.run(image, &["--entrypoint", exec], &["/bin/sh", "-c", "exit 3"]);
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    drop(c);
+
+    // `podman stop`: SIGTERM reaches the child; its orphans are reaped; exit 0.
+    let (dir, volume) = mounted_dir();
+    let c = Container::new("exec-stop");
+    let out = c.run(
+        image,
+        &["-d", "-v", &volume, "--entrypoint", exec],
+        &[
+            "/usr/bin/vigil-test-child",
+            "--name",
+            "main",
+            "--events",
+            "/t/events",
+            "--on-term",
+            "exit:0",
+            "--orphans",
+            "5",
+        ],
+    );
+    assert_eq!(out.code, 0, "podman run -d: {}", out.stderr);
+    let ev = dir.wait_events(
+        "main to start and its orphans to exit",
+        PODMAN_TIMEOUT,
+        |e| !e.starts("main").is_empty() && e.count("ORPHAN_EXIT", "main") == 5,
+    );
+    let start = ev.first("START", "main").unwrap();
+    // START <name> <pid> <pgid> <ppid>: the child's parent is PID 1, i.e. vigil exec.
+    assert_eq!(
+        start.args.get(1).map(String::as_str),
+        Some("1"),
+        "{start:?}"
+    );
+    podman_ok(&["stop", "-t", "20", &c.name]);
+    assert_eq!(c.exit_code(), 0, "{}", c.logs());
+    let ev = Events::read(&dir.events());
+    assert_eq!(ev.signals("main"), ["SIGTERM"], "{:?}", ev.lines());
+}
+
+fn static_binary_resolves_users_and_checks(image: &str) {
+    let (dir, volume) = mounted_dir();
+    dir.write(
+        "user.toml",
+        r#"
+auto_shutdown = "any_significant"
+children = ["who"]
+[process.who]
+command = ["/bin/sh", "-c", "echo who: $(id -u):$(id -g) HOME=$HOME"]
+user = "nobody"
+restart = "temporary"
+significant = true
+"#,
+    );
+    let c = Container::new("static");
+    let out = c.run(image, &["-v", &volume], &["run", "/t/user.toml"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("who: 65534:65534 HOME=/nonexistent"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    drop(c);
+    let c = Container::new("check");
+    let out = c.run(image, &[], &["check", "/etc/vigil/vigil.toml"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("flaky"), "{}", out.stdout);
+}
