@@ -87,8 +87,7 @@ for applet in $("$busybox" --list); do
   [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
 done
 install -m 0644 "$config" "$root/etc/vigil/vigil.toml"
-printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+cp -R "$repo/packaging/rootfs/." "$root/"  # /etc/passwd, /etc/group (shared with the Containerfile)
 
 cat >"$ctx/Containerfile" <<'EOF'
 FROM scratch
