@@ -9,7 +9,7 @@
 //!   order and vigil exits 0 well within the grace period;
 //! - a crash-looping child makes the container exit 75;
 //! - `podman run --restart on-failure:2` brings it back (twice, then gives up);
-//! - orphans land on vigil and are reaped: no zombie is left, all are counted;
+//! - 200 orphans land on vigil and are reaped: no zombie is left, all are counted;
 //! - `vigil exec` as the entrypoint: exit status passed on, SIGTERM forwarded, PID 1;
 //! - the static binary resolves `user = "nobody"` from /etc/passwd, and `vigil check`
 //!   runs in the image.
@@ -378,8 +378,9 @@ fn restart_on_failure_brings_it_back(image: &str) {
 
 fn orphans_are_reaped_never_left_zombies(image: &str) {
     let (dir, volume) = mounted_dir();
-    // Each run of `orph` leaves 50 orphans behind (exiting 20 ms after they land on
-    // vigil), then exits; permanent, so it comes back: orphans keep arriving.
+    // The first 4 runs of `orph` each leave 50 orphans behind (exiting 20 ms after they
+    // land on vigil) and exit 1; permanent, so it comes back. The 5th run makes no
+    // orphans and stays: after that, nothing can be left but zombies vigil missed.
     dir.write(
         "orphans.toml",
         r#"
@@ -387,8 +388,14 @@ intensity = 100
 period = "10s"
 children = ["orph"]
 [process.orph]
-command = ["/usr/bin/vigil-test-child", "--name", "orph", "--events", "/t/events",
-           "--orphans", "50", "--orphan-exit-after", "20", "--exit-after", "100"]
+command = ["/bin/sh", "-c", """
+n=$(( $(cat /t/runs 2>/dev/null || echo 0) + 1 )); echo $n > /t/runs
+if [ $n -le 4 ]; then
+  exec /usr/bin/vigil-test-child --name orph --events /t/events \
+    --orphans 50 --orphan-exit-after 20 --exit-after 100 --code 1
+fi
+exec /usr/bin/vigil-test-child --name last --events /t/events
+"""]
 backoff = { initial = "50ms", max = "50ms" }
 "#,
     );
@@ -396,29 +403,28 @@ backoff = { initial = "50ms", max = "50ms" }
     let out = c.run(image, &["-d", "-v", &volume], &["run", "/t/orphans.toml"]);
     assert_eq!(out.code, 0, "podman run -d: {}", out.stderr);
     let events: PathBuf = dir.events();
-    wait_for("200 orphans to exit", PODMAN_TIMEOUT, || {
-        let ev = Events::read(&events);
-        let exits = ev.of("ORPHAN_EXIT", "orph");
-        (exits.len() >= 200).then_some(())
-    });
+    dir.wait_events(
+        "200 orphans to exit and the last run to start",
+        PODMAN_TIMEOUT,
+        |e| e.count("ORPHAN_EXIT", "orph") == 200 && !e.starts("last").is_empty(),
+    );
     let ev = Events::read(&events);
     // Every orphan was adopted by PID 1, which is vigil.
     for e in ev.of("ORPHAN_EXIT", "orph") {
         assert_eq!(e.args.get(1).map(String::as_str), Some("1"), "{e:?}");
     }
-    // Nothing is left a zombie under vigil (host view of the container's PID 1).
+    // None is left a zombie under vigil (host view of the container's PID 1): its only
+    // child is the last run.
     let vigil: i32 = c.inspect("{{.State.Pid}}").parse().unwrap();
     assert!(vigil > 1, "host pid of vigil: {vigil}");
-    podman_ok(&["pause", &c.name]); // a still picture: no new orphans meanwhile
-    let zombies = try_wait_for(Duration::from_secs(2), || {
-        let z = zombie_children(vigil);
-        z.is_empty().then_some(())
+    let clean = try_wait_for(PODMAN_TIMEOUT, || {
+        (zombie_children(vigil).is_empty() && common::children_of(vigil).len() == 1).then_some(())
     });
-    let left = zombie_children(vigil);
-    podman_ok(&["unpause", &c.name]);
     assert!(
-        zombies.is_some(),
-        "zombies left under vigil (pid {vigil}) while paused: {left:?}"
+        clean.is_some(),
+        "left under vigil (pid {vigil}): zombies {:?}, children {:?}",
+        zombie_children(vigil),
+        common::children_of(vigil)
     );
     podman_ok(&["stop", "-t", "20", &c.name]);
     assert_eq!(c.exit_code(), 0, "{}", c.logs());
@@ -429,7 +435,7 @@ backoff = { initial = "50ms", max = "50ms" }
         .and_then(|s| s.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no orphans_reaped in the log:\n{log}"));
-    assert!(reaped >= 200, "vigil reaped only {reaped} orphans:\n{log}");
+    assert_eq!(reaped, 200, "orphans reaped by vigil:\n{log}");
 }
 
 fn exec_as_the_entrypoint(image: &str) {

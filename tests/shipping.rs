@@ -233,3 +233,79 @@ fn knows_http_and_termination_log(dir: &common::TestDir) -> bool {
     );
     false
 }
+
+/// The Containerfile (for machines that pull public images; it cannot be built here) and
+/// `packaging/build-image.sh` (tested for real in `tests/container.rs`) make the same
+/// image, and the Containerfile copies everything `Cargo.toml` needs to build.
+#[test]
+fn containerfile_matches_the_tested_local_image() {
+    let containerfile = std::fs::read_to_string(root().join("Containerfile")).unwrap();
+    let script = std::fs::read_to_string(root().join("packaging/build-image.sh")).unwrap();
+    for line in [
+        "FROM scratch",
+        "ENV PATH=/usr/bin:/bin",
+        "STOPSIGNAL SIGTERM",
+        r#"ENTRYPOINT ["/usr/bin/vigil"]"#,
+        r#"CMD ["run", "/etc/vigil/vigil.toml"]"#,
+    ] {
+        assert!(containerfile.contains(line), "Containerfile lacks {line}");
+        assert!(script.contains(line), "build-image.sh lacks {line}");
+    }
+    for needed in [
+        "target-feature=+crt-static",
+        "busybox-static",
+        "packaging/rootfs",
+        "1777",
+    ] {
+        assert!(
+            containerfile.contains(needed),
+            "Containerfile lacks {needed}"
+        );
+    }
+    assert!(containerfile.contains("COPY config/demo.toml /etc/vigil/vigil.toml"));
+    assert!(script.contains("config/demo.toml"));
+    // Every target path Cargo.toml names is copied into the build stage.
+    let manifest: toml::Table = std::fs::read_to_string(root().join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let copied: Vec<&str> = containerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .filter(|l| !l.starts_with("--from"))
+        .flat_map(|l| {
+            // COPY SRC... DEST: every word but the last is a source.
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words[..words.len().saturating_sub(1)].to_vec()
+        })
+        .collect();
+    let mut paths = vec![
+        "Cargo.toml".to_string(),
+        "Cargo.lock".to_string(),
+        "src/main.rs".to_string(),
+    ];
+    for kind in ["bin", "bench"] {
+        for t in manifest
+            .get(kind)
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+        {
+            match t.get("path").and_then(|p| p.as_str()) {
+                Some(p) => paths.push(p.to_string()),
+                None => paths.push(format!("benches/{}.rs", t["name"].as_str().unwrap())),
+            }
+        }
+    }
+    for path in &paths {
+        assert!(
+            copied
+                .iter()
+                .any(|c| path.starts_with(c.trim_end_matches('/'))),
+            "the Containerfile's build stage does not copy {path} (COPY lines: {copied:?})"
+        );
+    }
+    for dir in ["packaging/rootfs/etc/passwd", "packaging/rootfs/etc/group"] {
+        assert!(root().join(dir).exists(), "{dir}");
+    }
+}
