@@ -14,12 +14,22 @@
 //! - the static binary resolves `user = "nobody"` from /etc/passwd, and `vigil check`
 //!   runs in the image.
 //!
-//! Without podman or runc the test prints a loud SKIPPED line, except on CI (`CI` set),
-//! where it fails: `.ci/run` installs them.
+//! Without podman, runc or busybox, as a non-root user, or where `podman info` fails, the
+//! test prints a loud SKIPPED line with the reason, except on CI (`CI` set), where it
+//! fails: `.ci/run` installs them and runs as root.
 
 #![allow(clippy::disallowed_methods)]
 
 mod common;
+
+/// Writes to the real stderr: libtest captures `eprintln!`, and a skip or a timing must
+/// show in a passing run.
+macro_rules! loud {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -175,7 +185,7 @@ impl Image {
             out.status.success(),
             "packaging/build-image.sh failed:\n{stderr}"
         );
-        eprintln!(
+        loud!(
             "container: image built in {:.1?}: {}",
             started.elapsed(),
             stderr.lines().last().unwrap_or_default()
@@ -190,7 +200,8 @@ impl Drop for Image {
     }
 }
 
-/// Whether podman and runc are here; on CI their absence is a failure.
+/// Whether podman (rootful) and runc are here and podman works; on CI anything else is a
+/// failure.
 fn tools_present() -> bool {
     let missing: Vec<&str> = ["podman", "runc", "busybox"]
         .into_iter()
@@ -203,16 +214,24 @@ fn tools_present() -> bool {
                 .is_err()
         })
         .collect();
-    if missing.is_empty() {
-        return true;
-    }
+    let problem = if !missing.is_empty() {
+        format!("{missing:?} not found (apt-get install podman runc busybox-static)")
+    } else if !nix::unistd::geteuid().is_root() {
+        "not root: these tests drive rootful podman (rootless needs subuids and other limits)"
+            .to_string()
+    } else {
+        let info = podman(&["info", "--format", "{{.Host.OCIRuntime.Name}}"]);
+        if info.code == 0 {
+            return true;
+        }
+        format!("`podman info` fails: {}", info.stderr.trim())
+    };
     assert!(
         std::env::var_os("CI").is_none(),
-        "{missing:?} missing on CI: .ci/run must install podman, runc and busybox-static"
+        "tests/container.rs cannot run on CI: {problem}; .ci/run installs podman, runc and busybox-static and runs as root"
     );
-    eprintln!(
-        "\n*** SKIPPED tests/container.rs: {missing:?} not found \
-         (apt-get install podman runc busybox-static); vigil was NOT tested as a container's PID 1 ***\n"
+    loud!(
+        "\n*** SKIPPED tests/container.rs: {problem}; vigil was NOT tested as a container's PID 1 ***\n"
     );
     false
 }
@@ -264,7 +283,7 @@ fn vigil_as_container_pid1_with_podman_and_runc() {
     });
     let mut failed = Vec::new();
     for (name, t, r) in &results {
-        eprintln!(
+        loud!(
             "container: {name}: {} in {t:.1?}",
             if r.is_ok() { "ok" } else { "FAILED" }
         );
@@ -272,7 +291,7 @@ fn vigil_as_container_pid1_with_podman_and_runc() {
             failed.push(format!("--- {name} ---\n{e}"));
         }
     }
-    eprintln!(
+    loud!(
         "container: {} scenarios in {:.1?}",
         results.len(),
         started.elapsed()

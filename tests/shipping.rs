@@ -14,6 +14,15 @@
 
 mod common;
 
+/// Writes to the real stderr: libtest captures `eprintln!`, and a skip or a timing must
+/// show in a passing run.
+macro_rules! loud {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -73,7 +82,11 @@ fn every_tree_under_config_passes_vigil_check() {
         );
         assert!(stdout.starts_with("root (supervisor)"), "{stdout}");
     }
-    eprintln!("vigil check passed on {} trees: {trees:?}", trees.len());
+    let names: Vec<_> = trees
+        .iter()
+        .map(|t| t.strip_prefix(root()).unwrap_or(t).display().to_string())
+        .collect();
+    loud!("vigil check passed on {}", names.join(", "));
 }
 
 /// Reads the two manifests with python3's yaml and prints the values the test compares,
@@ -119,7 +132,7 @@ fn python_with_yaml() -> Option<&'static str> {
         std::env::var_os("CI").is_none(),
         "python3 with yaml is missing on CI: .ci/run must install python3-yaml"
     );
-    eprintln!(
+    loud!(
         "\n*** SKIPPED: python3's yaml module not found (apt-get install python3-yaml); \
          examples/kubernetes/ was NOT checked ***\n"
     );
@@ -159,7 +172,7 @@ fn kubernetes_example_is_consistent_with_its_tree() {
     let checked = if knows_http_and_termination_log(&dir) {
         tree_path.clone()
     } else {
-        eprintln!(
+        loud!(
             "\n*** NOTICE: this vigil does not know `[http] listen` / `termination_log` yet; \
              the ConfigMap's tree was checked without them ***\n"
         );

@@ -7,6 +7,15 @@
 
 mod common;
 
+/// Writes to the real stderr: libtest captures `eprintln!`, and a skip or a timing must
+/// show in a passing run.
+macro_rules! loud {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::path::Path;
 use std::process::Command;
 
@@ -26,7 +35,7 @@ fn systemd_analyze() -> Option<&'static str> {
         std::env::var_os("CI").is_none(),
         "systemd-analyze is missing on CI: .ci/run must install the `systemd` package"
     );
-    eprintln!(
+    loud!(
         "\n*** SKIPPED: systemd-analyze not found (apt-get install systemd); \
          systemd/vigil.service was not verified ***\n"
     );
