@@ -326,10 +326,10 @@ fn demo_tree_starts_and_stops_in_order(image: &str) {
     let out = c.run(image, &["-d"], &[]);
     assert_eq!(out.code, 0, "podman run -d: {}", out.stderr);
     let log = c.wait_logs("the demo tree to start", |l| {
-        l.contains("all children started") && l.contains("worker-1: did some work")
+        l.contains("started child=flaky") && l.contains("worker-1: did some work")
     });
     assert!(log.contains("running as PID 1"), "{log}");
-    assert!(log.contains("vigil starting pid=1 children=5"), "{log}");
+    assert!(log.contains("vigil starting pid=1 "), "{log}");
 
     let grace = 30;
     let t = Instant::now();
