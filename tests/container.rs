@@ -12,7 +12,11 @@
 //! - 200 orphans land on vigil and are reaped: no zombie is left, all are counted;
 //! - `vigil exec` as the entrypoint: exit status passed on, SIGTERM forwarded, PID 1;
 //! - the static binary resolves `user = "nobody"` from /etc/passwd, and `vigil check`
-//!   runs in the image.
+//!   runs in the image;
+//! - `systemd/vigil.service` as shipped under a real systemd (the host's, as PID 1 of a
+//!   container built by `tests/helper/systemd-image.sh`): active on READY=1 with vigil's
+//!   STATUS=, watchdog pings accepted, ordered `systemctl stop` with exit 0, exit 75
+//!   restarted, exit 78 not.
 //!
 //! Without podman, runc or busybox, as a non-root user, or where `podman info` fails, the
 //! test prints a loud SKIPPED line with the reason, except on CI (`CI` set), where it
@@ -159,6 +163,8 @@ impl Drop for Container {
 /// The image of this test run, removed on drop.
 struct Image {
     tag: String,
+    /// The static vigil in it.
+    vigil: PathBuf,
 }
 
 impl Image {
@@ -190,7 +196,12 @@ impl Image {
             started.elapsed(),
             stderr.lines().last().unwrap_or_default()
         );
-        Image { tag }
+        let vigil = std::fs::read_dir(&target)
+            .expect("the static build's target directory")
+            .map(|e| e.unwrap().path().join("release/vigil"))
+            .find(|p| p.is_file())
+            .expect("the static vigil under target/container/TRIPLE/release");
+        Image { tag, vigil }
     }
 }
 
@@ -236,7 +247,7 @@ fn tools_present() -> bool {
     false
 }
 
-type Scenario = fn(&str);
+type Scenario = fn(&Image);
 
 #[test]
 fn vigil_as_container_pid1_with_podman_and_runc() {
@@ -251,18 +262,19 @@ fn vigil_as_container_pid1_with_podman_and_runc() {
         ("orphans", orphans_are_reaped_never_left_zombies),
         ("exec", exec_as_the_entrypoint),
         ("static", static_binary_resolves_users_and_checks),
+        ("systemd", unit_under_the_real_systemd),
     ];
     let started = Instant::now();
     let results: Vec<(&str, Duration, Result<(), String>)> = std::thread::scope(|s| {
         let handles: Vec<_> = scenarios
             .iter()
             .map(|&(name, f)| {
-                let tag = image.tag.as_str();
+                let image = &image;
                 (
                     name,
                     s.spawn(move || {
                         let t = Instant::now();
-                        let r = std::panic::catch_unwind(|| f(tag)).map_err(|e| {
+                        let r = std::panic::catch_unwind(|| f(image)).map_err(|e| {
                             e.downcast_ref::<String>()
                                 .cloned()
                                 .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
@@ -321,7 +333,8 @@ fn stopped_children(log: &str) -> Vec<String> {
         .collect()
 }
 
-fn demo_tree_starts_and_stops_in_order(image: &str) {
+fn demo_tree_starts_and_stops_in_order(image: &Image) {
+    let image = image.tag.as_str();
     let c = Container::new("demo");
     let out = c.run(image, &["-d"], &[]);
     assert_eq!(out.code, 0, "podman run -d: {}", out.stderr);
@@ -362,7 +375,8 @@ command = ["/bin/sh", "-c", "echo crasher: failing; exit 3"]
 backoff = "none"
 "#;
 
-fn crash_loop_exits_75(image: &str) {
+fn crash_loop_exits_75(image: &Image) {
+    let image = image.tag.as_str();
     let (dir, volume) = mounted_dir();
     dir.write("crash.toml", CRASH_TREE);
     let c = Container::new("crash");
@@ -376,7 +390,8 @@ fn crash_loop_exits_75(image: &str) {
     );
 }
 
-fn restart_on_failure_brings_it_back(image: &str) {
+fn restart_on_failure_brings_it_back(image: &Image) {
+    let image = image.tag.as_str();
     let (dir, volume) = mounted_dir();
     dir.write("crash.toml", CRASH_TREE);
     let c = Container::new("restart");
@@ -395,7 +410,8 @@ fn restart_on_failure_brings_it_back(image: &str) {
     assert_eq!(log.matches("vigil starting pid=1").count(), 3, "{log}");
 }
 
-fn orphans_are_reaped_never_left_zombies(image: &str) {
+fn orphans_are_reaped_never_left_zombies(image: &Image) {
+    let image = image.tag.as_str();
     let (dir, volume) = mounted_dir();
     // The first 4 runs of `orph` each leave 50 orphans behind (exiting 20 ms after they
     // land on vigil) and exit 1; permanent, so it comes back. The 5th run makes no
@@ -460,7 +476,8 @@ backoff = { initial = "50ms", max = "50ms" }
     assert_eq!(reaped, 200, "orphans reaped by vigil:\n{log}");
 }
 
-fn exec_as_the_entrypoint(image: &str) {
+fn exec_as_the_entrypoint(image: &Image) {
+    let image = image.tag.as_str();
     let exec = r#"["/usr/bin/vigil","exec","--"]"#;
     // The command's exit status is the container's.
     let c = Container::new("exec-code");
@@ -505,7 +522,8 @@ fn exec_as_the_entrypoint(image: &str) {
     assert_eq!(ev.signals("main"), ["SIGTERM"], "{:?}", ev.lines());
 }
 
-fn static_binary_resolves_users_and_checks(image: &str) {
+fn static_binary_resolves_users_and_checks(image: &Image) {
+    let image = image.tag.as_str();
     let (dir, volume) = mounted_dir();
     dir.write(
         "user.toml",
@@ -533,4 +551,138 @@ significant = true
     let out = c.run(image, &[], &["check", "/etc/vigil/vigil.toml"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("flaky"), "{}", out.stdout);
+}
+
+/// The unit as shipped under a real systemd (the host's, as PID 1 of a container made by
+/// `tests/helper/systemd-image.sh`): `Type=notify` becomes active with vigil's status,
+/// watchdog pings are accepted, `systemctl stop` stops the tree in order with exit 0, a
+/// crash loop (75) is restarted, an invalid tree (78) is not.
+fn unit_under_the_real_systemd(image: &Image) {
+    let dir = TestDir::new();
+    let tree = dir.write(
+        "vigil.toml",
+        r#"
+shutdown_timeout = "20s"
+children = ["first", "second"]
+[process.first]
+command = ["/bin/sleep", "1000"]
+[process.second]
+command = ["/bin/sh", "-c", "trap 'echo second: draining; sleep 1; exit 0' TERM; while :; do sleep 1 & wait $!; done"]
+"#,
+    );
+    let tag = format!("localhost/vigil-systemd-test:{}", std::process::id());
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = podman(&["rmi", "-f", &self.0]);
+        }
+    }
+    let out = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helper/systemd-image.sh"))
+        .arg(&tag)
+        .arg(&image.vigil)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/vigil.service"))
+        .arg(&tree)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tests/helper/systemd-image.sh");
+    assert!(
+        out.status.success(),
+        "systemd-image.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _image = Remove(tag.clone());
+    let c = Container::new("systemd");
+    let out = c.run(&tag, &["-d", "--systemd=always"], &[]);
+    assert_eq!(out.code, 0, "podman run -d: {}", out.stderr);
+    let sh = |cmd: &str| podman(&["exec", &c.name, "sh", "-c", cmd]);
+    let show = |prop: &str| -> String {
+        sh(&format!("systemctl show vigil -p {prop} --value"))
+            .stdout
+            .trim()
+            .to_string()
+    };
+    let journal = || sh("journalctl -u vigil --no-pager -o cat").stdout;
+    let wait_prop = |prop: &str, want: &str| {
+        try_wait_for(PODMAN_TIMEOUT, || (show(prop) == want).then_some(())).unwrap_or_else(|| {
+            panic!(
+                "vigil.service {prop} is {:?}, not {want:?}; journal:\n{}",
+                show(prop),
+                journal()
+            )
+        })
+    };
+
+    // Active once vigil sent READY=1, with its STATUS= line.
+    wait_prop("ActiveState", "active");
+    assert_eq!(show("Type"), "notify");
+    assert_eq!(
+        show("StatusText"),
+        "2 of 2 processes running",
+        "{}",
+        journal()
+    );
+    assert_eq!(show("WatchdogUSec"), "30s");
+
+    // systemd accepts the pings: with WatchdogSec=2s, vigil pings every second and the
+    // last-ping timestamp moves. (Restarting also stops the first run in order.)
+    sh("mkdir -p /etc/systemd/system/vigil.service.d && \
+        printf '[Service]\\nWatchdogSec=2s\\n' > /etc/systemd/system/vigil.service.d/wd.conf && \
+        systemctl daemon-reload && systemctl restart vigil");
+    wait_prop("ActiveState", "active");
+    let first = show("WatchdogTimestampMonotonic");
+    let mut seen = vec![first.clone()];
+    wait_for(
+        "two watchdog pings accepted by systemd",
+        PODMAN_TIMEOUT,
+        || {
+            let t = show("WatchdogTimestampMonotonic");
+            if !seen.contains(&t) {
+                seen.push(t);
+            }
+            (seen.len() >= 3).then_some(())
+        },
+    );
+    let log = journal();
+    let stops: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" stopped child="))
+        .collect();
+    assert!(
+        stops.len() >= 2 && stops[0].contains("child=second") && stops[1].contains("child=first"),
+        "the restart stopped the tree in reverse order:\n{log}"
+    );
+    assert!(log.contains("second: draining"), "{log}");
+
+    // systemctl stop: SIGTERM to vigil alone (KillMode=mixed), ordered stop, exit 0.
+    sh("systemctl stop vigil");
+    wait_prop("ActiveState", "inactive");
+    assert_eq!(show("Result"), "success", "{}", journal());
+    assert_eq!(show("ExecMainStatus"), "0");
+    assert!(
+        journal().matches("vigil exiting code=0").count() >= 2,
+        "{}",
+        journal()
+    );
+
+    // A crash loop: vigil gives up with 75, systemd restarts the unit.
+    sh(
+        "printf 'intensity = 1\\nchildren = [\"c\"]\\n[process.c]\\ncommand = [\"/bin/sh\", \"-c\", \"exit 3\"]\\nbackoff = \"none\"\\n' > /etc/vigil/vigil.toml && systemctl start vigil",
+    );
+    wait_for(
+        "systemd to restart the unit after exit 75",
+        PODMAN_TIMEOUT,
+        || (show("NRestarts").parse::<u32>().unwrap_or(0) >= 1).then_some(()),
+    );
+    assert_eq!(show("ExecMainStatus"), "75", "{}", journal());
+
+    // An invalid tree: 78, and the unit stays failed (a scheduled restart would show as
+    // the auto-restart state, never as failed).
+    sh(
+        "systemctl stop vigil; echo 'bogus = 1' > /etc/vigil/vigil.toml; \
+        systemctl reset-failed vigil; systemctl start vigil",
+    );
+    wait_prop("SubState", "failed");
+    assert_eq!(show("ExecMainStatus"), "78", "{}", journal());
+    assert_eq!(show("NRestarts"), "0", "{}", journal());
 }
