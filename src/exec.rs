@@ -36,6 +36,13 @@
 //!   are not forwarded, which is moot since only the kernel sends them there.
 //! - SIGCONT is forwarded like any other signal.
 //!
+//! # Under systemd
+//!
+//! With `NOTIFY_SOCKET` set (a `Type=notify` unit), vigil sends `READY=1` once the child
+//! is spawned, `WATCHDOG=1` every `WATCHDOG_USEC / 2` while its loop runs, and
+//! `STOPPING=1` when it forwards SIGTERM/SIGINT or the child exits
+//! ([`crate::runtime::notify`]). The child does not inherit those variables.
+//!
 //! Must never: forward SIGCHLD, signal the child's pid after it has been reaped (pids
 //! are reused), wait for processes other than through the reaper, or exit while a
 //! descendant it could still stop is alive.
@@ -49,6 +56,7 @@ use tracing::{debug, error, info};
 
 use crate::cli::ExecArgs;
 use crate::exit;
+use crate::runtime::notify::Notifier;
 use crate::runtime::reaper::{self, Remaining};
 use crate::runtime::signals::{self, Signals};
 use crate::runtime::spawn::{self, SpawnOptions};
@@ -121,11 +129,20 @@ async fn run(args: &ExecArgs, start_dir: PathBuf) -> u8 {
         debug!("cannot block SIGTTIN/SIGTTOU: {e}");
     }
     info!(pid = child, command = ?args.command, "child started");
+    // Under a `Type=notify` unit: ready once the child runs (vigil cannot know more).
+    let mut notify = Notifier::from_env();
+    notify.ready(Some(&format!("running {}", args.command.join(" "))));
 
     let mut orphans: u64 = 0;
     let status = loop {
-        let sig = signals.recv().await;
+        let sig = tokio::select! {
+            sig = signals.recv() => sig,
+            () = notify.watchdog_tick() => continue,
+        };
         if sig != signals::CHLD {
+            if sig == signals::TERM || sig == signals::INT {
+                notify.stopping(&format!("stopping: {sig} forwarded to the child"));
+            }
             forward(child, sig, args.signal_child_only);
             continue;
         }
@@ -152,6 +169,7 @@ async fn run(args: &ExecArgs, start_dir: PathBuf) -> u8 {
         }
     };
     info!(pid = child, %status, "child exited");
+    notify.stopping(&format!("stopping: the child exited ({status})"));
     if foreground {
         sys::reclaim_terminal_foreground();
     }

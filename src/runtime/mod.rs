@@ -18,6 +18,7 @@
 //! when idle it sleeps until a signal or the engine's next deadline.
 
 mod metrics;
+pub mod notify;
 mod ops;
 mod postmortem;
 pub mod probe;
@@ -110,6 +111,9 @@ pub async fn run(tree: Tree, socket: Option<&Path>) -> u8 {
         exit: None,
         probes: probe::Probes::new(),
         ops,
+        notify: notify::Notifier::from_env(),
+        ready: false,
+        stopping: false,
     };
     info!(
         pid = std::process::id(),
@@ -120,6 +124,7 @@ pub async fn run(tree: Tree, socket: Option<&Path>) -> u8 {
     let code = loop {
         lp.carry_out();
         lp.answer_waiters();
+        lp.notify_status();
         if let Some(code) = lp.exit {
             break code;
         }
@@ -129,6 +134,8 @@ pub async fn run(tree: Tree, socket: Option<&Path>) -> u8 {
             () = sleep_until(deadline), if deadline.is_some() => lp.engine.handle(Input::Tick, now()),
             msg = lp.probes.recv() => lp.on_probe(msg),
             Some(q) = ops::recv(&mut queries) => lp.on_query(q),
+            // WATCHDOG=1 from the loop itself: it stops when the loop stops turning.
+            () = lp.notify.watchdog_tick() => {}
         }
     };
     lp.probes.cleanup();
@@ -163,6 +170,12 @@ struct Loop {
     probes: probe::Probes,
     /// Control socket, HTTP, history, metrics (`ops.rs`).
     ops: ops::Ops,
+    /// sd_notify to the service manager (a no-op without `NOTIFY_SOCKET`).
+    notify: notify::Notifier,
+    /// The initial start is complete (the engine's `Ready` action was carried out).
+    ready: bool,
+    /// The root has begun to stop.
+    stopping: bool,
 }
 
 impl Loop {
@@ -239,7 +252,12 @@ impl Loop {
                     debug!(child = %name, pid, "signal not delivered: {e}");
                 }
             }
-            Action::Ready => info!("all children started"),
+            Action::Ready => {
+                info!("all children started");
+                self.ready = true;
+                let status = self.summary();
+                self.notify.ready(Some(&status));
+            }
             Action::Watch { node, pid, probe } => {
                 if let Some(spec) = self.tree.node(node).as_process() {
                     debug!(child = %self.name(node), ?probe, "watching");
@@ -276,7 +294,47 @@ impl Loop {
         &self.tree.node(node).name
     }
 
-    fn log(&self, event: Event) {
+    /// Sends `STATUS=` to the service manager when the summary has changed.
+    fn notify_status(&mut self) {
+        if self.notify.is_enabled() {
+            let status = self.summary();
+            self.notify.status(&status);
+        }
+    }
+
+    /// A one-line summary of the tree for `STATUS=`: how many processes run, which
+    /// children are waiting to be restarted, or how many are left while stopping.
+    fn summary(&self) -> String {
+        let (mut total, mut running, mut alive) = (0, 0, 0);
+        let mut restarting = Vec::new();
+        for id in self.tree.ids() {
+            let view = self.engine.view(id);
+            if view.state == "restarting" {
+                restarting.push(self.name(id));
+            }
+            if self.tree.node(id).as_process().is_none() || view.state == "removed" {
+                continue;
+            }
+            total += 1;
+            running += usize::from(view.state == "running");
+            alive += usize::from(view.pid.is_some());
+        }
+        if self.stopping {
+            return format!("stopping: {alive} processes left");
+        }
+        let mut text = if self.ready {
+            format!("{running} of {total} processes running")
+        } else {
+            format!("starting: {running} of {total} processes running")
+        };
+        if !restarting.is_empty() {
+            text.push_str("; restarting ");
+            text.push_str(&restarting.join(", "));
+        }
+        text
+    }
+
+    fn log(&mut self, event: Event) {
         match event {
             Event::Exited {
                 node,
@@ -367,6 +425,10 @@ impl Loop {
                     End::StartFailed { .. } => "a child failed to start",
                 };
                 info!(supervisor = %self.name(supervisor), "stopping children: {why}");
+                if supervisor == NodeId::ROOT {
+                    self.stopping = true;
+                    self.notify.stopping(&format!("stopping: {why}"));
+                }
             }
             Event::ControlDone { .. } => {} // Answered and logged by `ops`.
         }

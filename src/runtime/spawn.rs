@@ -187,6 +187,9 @@ pub fn spawn_with(
     setup.pass_fd = options.pass_fd;
 
     let mut cmd = Command::new(program);
+    for name in crate::runtime::notify::CONSUMED_ENV {
+        cmd.env_remove(name); // vigil's own sd_notify variables; a spec's `env` may set them.
+    }
     cmd.args(&spec.command[1..])
         .envs(login_env(spec.user.as_deref()))
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
