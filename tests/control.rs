@@ -238,7 +238,7 @@ fn socket_mode_peer_credentials_and_garbage() {
         return;
     }
     let as_nobody = |args: &[&str]| {
-        let mut cmd = Command::new(vigil());
+        let mut cmd = Command::new(vigil_for_any_uid());
         cmd.args(args).env("VIGIL_SOCKET", &s).uid(65534).gid(65534);
         decode(cmd.output().expect("run the client as uid 65534"))
     };

@@ -863,3 +863,31 @@ pub fn pid_namespaces_available(test: &str) -> bool {
     }
     ok
 }
+
+/// A copy of the vigil binary that any uid can run: the build's own copy may sit under a
+/// directory only root can enter (a CI clone in a 0700 temporary directory), so tests
+/// that run vigil as another user use this one. Made once per test process; copies left
+/// by test processes that are gone are removed.
+pub fn vigil_for_any_uid() -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        let dir = std::env::temp_dir().join("vigil-any-uid");
+        std::fs::create_dir_all(&dir).expect("create a directory for the vigil copy");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix("vigil-")
+                .and_then(|p| p.parse::<i32>().ok());
+            if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        let bin = dir.join(format!("vigil-{}", std::process::id()));
+        std::fs::copy(vigil(), &bin).expect("copy the vigil binary");
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    })
+    .clone()
+}
