@@ -781,14 +781,26 @@ fn supervisor_pids(ctx: &Ctx, root: u32) -> Vec<u32> {
     v
 }
 
-/// (voluntary, involuntary, ticks) summed over `pids`.
+/// (voluntary, involuntary, ticks) summed over `pids` and all their threads
+/// (`/proc/PID/status` counts the main thread only; `/proc/PID/stat` times cover all).
 fn ctx_cpu(pids: &[u32]) -> (u64, u64, u64) {
     pids.iter().fold((0, 0, 0), |a, &p| {
-        (
-            a.0 + status_field(p, "voluntary_ctxt_switches:"),
-            a.1 + status_field(p, "nonvoluntary_ctxt_switches:"),
-            a.2 + cpu_ticks(p),
-        )
+        let (mut vo, mut iv) = (0, 0);
+        if let Ok(rd) = fs::read_dir(format!("/proc/{p}/task")) {
+            for t in rd.flatten() {
+                let s = fs::read_to_string(t.path().join("status")).unwrap_or_default();
+                let field = |key: &str| {
+                    s.lines()
+                        .find(|l| l.starts_with(key))
+                        .and_then(|l| l.split_whitespace().nth(1))
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                vo += field("voluntary_ctxt_switches:");
+                iv += field("nonvoluntary_ctxt_switches:");
+            }
+        }
+        (a.0 + vo, a.1 + iv, a.2 + cpu_ticks(p))
     })
 }
 
