@@ -153,6 +153,9 @@ pub(crate) struct Cx<'s> {
     file: PathBuf,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    /// Byte offset of every line's start, built on the first `line_col` (one warning per
+    /// process in a 10,000-process tree made a scan from the top per call quadratic).
+    line_starts: std::cell::OnceCell<Vec<usize>>,
 }
 
 impl<'s> Cx<'s> {
@@ -162,6 +165,7 @@ impl<'s> Cx<'s> {
             file: file.to_path_buf(),
             errors: Vec::new(),
             warnings: Vec::new(),
+            line_starts: std::cell::OnceCell::new(),
         }
     }
 
@@ -215,9 +219,14 @@ impl<'s> Cx<'s> {
     /// 1-based line and column of a byte offset.
     pub(crate) fn line_col(&self, at: usize) -> (usize, usize) {
         let at = at.min(self.source.len());
-        let before = &self.source[..at];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        (line, before[line_start..].chars().count() + 1)
+        let starts = self.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.source.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        // Lines starting at or before `at`: at least one, the first starts at 0.
+        let line = starts.partition_point(|&s| s <= at);
+        let line_start = starts[line - 1];
+        (line, self.source[line_start..at].chars().count() + 1)
     }
 }
