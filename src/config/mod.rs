@@ -11,6 +11,7 @@
 //! Every problem becomes a [`Diagnostic`] with the file, line:col, the key path and a
 //! hint. This module never starts anything and never reads anything but the one file.
 
+mod output;
 mod raw;
 mod render;
 #[cfg(test)]

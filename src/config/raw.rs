@@ -12,7 +12,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::Cx;
-use crate::spec::{AutoShutdown, Backoff, ROOT_NAME, Restart, Shutdown, Signal, Strategy};
+use crate::spec::{AutoShutdown, Backoff, Output, ROOT_NAME, Restart, Shutdown, Signal, Strategy};
 
 /// One setting as read from the file.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,6 +110,8 @@ pub(crate) struct RawProcess {
     pub user: Field<String>,
     pub group: Field<String>,
     pub backoff: Field<Backoff>,
+    /// `output`; for a file, `at` is the offset of the `file` value.
+    pub output: Field<Output>,
 }
 
 /// The whole file, read but not yet resolved.
@@ -160,6 +162,7 @@ const PROCESS_KEYS: &[&str] = &[
     "user",
     "group",
     "backoff",
+    "output",
 ];
 const BACKOFF_KEYS: &[&str] = &["initial", "max", "multiplier", "jitter", "reset_after"];
 
@@ -321,6 +324,7 @@ impl RawProcess {
             user: Field::Missing,
             group: Field::Missing,
             backoff: Field::Missing,
+            output: Field::Missing,
         };
         for (k, k_at, v) in entries(body) {
             let path = join(&p.key, k);
@@ -341,6 +345,7 @@ impl RawProcess {
                 "user" => p.user = id(cx, &path, v, "user"),
                 "group" => p.group = id(cx, &path, v, "group"),
                 "backoff" => p.backoff = backoff(cx, &path, v),
+                "output" => p.output = super::output::output(cx, &path, v),
                 _ => unknown_key(cx, &p.key, k, k_at, PROCESS_KEYS),
             }
         }
@@ -361,7 +366,7 @@ impl RawProcess {
 }
 
 /// A table's entries in file order, with the byte offset of each key.
-fn entries<'a, 'i>(table: &'a DeTable<'i>) -> Vec<Entry<'a, 'i>> {
+pub(crate) fn entries<'a, 'i>(table: &'a DeTable<'i>) -> Vec<Entry<'a, 'i>> {
     let mut out: Vec<Entry<'a, 'i>> = table
         .iter()
         .map(|(k, v)| (k.get_ref().as_ref(), k.span().start, v))
@@ -396,7 +401,7 @@ pub(crate) fn quote(s: &str) -> String {
     format!("{s:?}")
 }
 
-fn type_error(
+pub(crate) fn type_error(
     cx: &mut Cx<'_>,
     path: &str,
     v: &Spanned<DeValue<'_>>,
@@ -449,7 +454,7 @@ fn one_of(options: &[&str]) -> String {
     format!("expected one of {}", quoted.join(", "))
 }
 
-fn unknown_key(cx: &mut Cx<'_>, prefix: &str, k: &str, k_at: usize, allowed: &[&str]) {
+pub(crate) fn unknown_key(cx: &mut Cx<'_>, prefix: &str, k: &str, k_at: usize, allowed: &[&str]) {
     let hint = match suggest(k, allowed.iter().copied()) {
         Some(s) => format!("did you mean `{s}`?"),
         None => {
@@ -531,7 +536,7 @@ fn string<'a>(
     }
 }
 
-fn nonempty_string<'a>(
+pub(crate) fn nonempty_string<'a>(
     cx: &mut Cx<'_>,
     path: &str,
     v: &'a Spanned<DeValue<'_>>,
@@ -559,7 +564,7 @@ fn nonempty_string<'a>(
     Some(s)
 }
 
-fn integer(v: &DeValue<'_>) -> Option<Option<i64>> {
+pub(crate) fn integer(v: &DeValue<'_>) -> Option<Option<i64>> {
     match v {
         DeValue::Integer(i) => Some(i64::from_str_radix(i.as_str(), i.radix()).ok()),
         _ => None,

@@ -16,6 +16,7 @@
 //! engine's), never waits for a process except through [`reaper`], and never polls:
 //! when idle it sleeps until a signal or the engine's next deadline.
 
+pub mod output;
 pub mod reaper;
 pub mod signals;
 pub mod spawn;
@@ -33,6 +34,10 @@ use crate::spec::{NodeId, Signal, Tree, humanize};
 /// How long descendants left after the tree has stopped get between SIGTERM and SIGKILL
 /// (less when `shutdown_timeout` has less left).
 pub const SWEEP_GRACE: Duration = Duration::from_secs(5);
+
+/// How long vigil waits, once the tree and the sweep are done, for child output still in
+/// flight to be written (less when `shutdown_timeout` has less left).
+pub const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
 
 /// `vigil run`: load the tree, supervise it, and return vigil's exit code.
 pub fn run_main(path: &Path) -> u8 {
@@ -83,6 +88,7 @@ pub async fn run(tree: Tree) -> u8 {
         stats: Stats::default(),
         stop_requests: 0,
         exit: None,
+        output: output::Outputs::new(),
     };
     info!(
         pid = std::process::id(),
@@ -111,6 +117,19 @@ pub async fn run(tree: Tree) -> u8 {
         debug!(pid, %status, "reaped during sweep");
     })
     .await;
+    // Child output still in pipes and queues; bounded, as stdout may never drain.
+    let drain = lp.engine.stop_deadline().map_or(OUTPUT_DRAIN, |deadline| {
+        OUTPUT_DRAIN.min(deadline.saturating_duration_since(now()))
+    });
+    if tokio::time::timeout(drain, lp.output.finish())
+        .await
+        .is_err()
+    {
+        warn!(
+            "child output not fully written within {}: stdout or stderr is not being read; the rest is dropped",
+            humanize(drain)
+        );
+    }
     info!(code, orphans_reaped = stats.orphans, "vigil exiting");
     code
 }
@@ -125,6 +144,8 @@ struct Loop {
     stats: Stats,
     stop_requests: u32,
     exit: Option<u8>,
+    /// Pipes, readers and writers of child output.
+    output: output::Outputs,
 }
 
 impl Loop {
@@ -155,17 +176,14 @@ impl Loop {
                 let spec = n
                     .as_process()
                     .expect("UNWRAP: the engine spawns processes only");
-                let input = match spawn::spawn(&n.name, spec, &self.start_dir) {
+                let input = match self.output.spawn(node, &n.name, spec, &self.start_dir) {
                     Ok(pid) => {
                         info!(child = %n.name, pid, "started");
                         Input::Spawned { node, pid }
                     }
                     Err(e) => {
                         error!(child = %n.name, "{e}");
-                        Input::SpawnFailed {
-                            node,
-                            error: e.to_string(),
-                        }
+                        Input::SpawnFailed { node, error: e }
                     }
                 };
                 // Answered before any await: the pid is registered before it can be reaped.
