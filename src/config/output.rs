@@ -124,7 +124,10 @@ pub(crate) fn output(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> F
                 _ => {
                     let hint = match integer(val.get_ref()) {
                         Some(Some(n)) if n >= 0 => {
-                            format!("sizes need a unit: write \"{n}B\", or \"10MiB\"; {SIZE_HINT}")
+                            format!(
+                                "sizes need a unit, as a string: write \"{}\"",
+                                crate::spec::humanize_size(n as u64)
+                            )
                         }
                         _ => SIZE_HINT.into(),
                     };

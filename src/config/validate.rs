@@ -514,8 +514,7 @@ fn shared_output_files(cx: &mut Cx<'_>, processes: &[RawProcess]) {
                 at,
                 &format!("{}.output.file", p.key),
                 format!(
-                    "{} is already the output file of process {} (line {line})",
-                    quote(&path.to_string_lossy()),
+                    "this is the same file as the output file of process {} (line {line})",
                     quote(first)
                 ),
                 Some("give each process its own file: rotation and whole lines need a single writer; use output = \"prefix\" to merge output on vigil's stdout".into()),
