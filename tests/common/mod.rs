@@ -754,14 +754,10 @@ pub fn logged_names(log: &str, msg: &str) -> Vec<String> {
 /// log. A child writes START as soon as it runs, which can be before vigil's own
 /// `started` line: read the log through this, not right after an event.
 pub fn wait_logged(d: &Daemon, msg: &str, expected: &[&str]) -> String {
-    d.wait_for(
-        &format!("{} `{msg}` lines", expected.len()),
-        TIMEOUT,
-        || {
-            let l = log(d);
-            (logged(&l, msg).len() >= expected.len()).then_some(l)
-        },
-    )
+    d.wait_for(&format!("{} `{msg}` lines", expected.len()), TIMEOUT, || {
+        let l = log(d);
+        (logged(&l, msg).len() >= expected.len()).then_some(l)
+    })
 }
 
 /// Names of the children that logged `SIGNAL`, in file order.
