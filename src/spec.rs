@@ -164,15 +164,19 @@ pub enum Output {
     /// Both streams go to `/dev/null`.
     Null,
     /// Both streams go, line by line, to a file rotated by size.
-    File {
-        /// Absolute path (a relative one in the config is resolved against the config
-        /// file's directory).
-        path: PathBuf,
-        /// Rotate before a write would make the file larger than this many bytes.
-        max_size: u64,
-        /// How many rotated files (`PATH.1` … `PATH.keep`) are kept. At least 1.
-        keep: u32,
-    },
+    File(Box<FileOutput>),
+}
+
+/// `output = { file = ..., max_size = ..., keep = ... }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileOutput {
+    /// Absolute path (a relative one in the config is resolved against the config
+    /// file's directory).
+    pub path: PathBuf,
+    /// Rotate before a write would make the file larger than this many bytes.
+    pub max_size: u64,
+    /// How many rotated files (`PATH.1` … `PATH.keep`) are kept. At least 1.
+    pub keep: u32,
 }
 
 impl Output {
@@ -182,7 +186,7 @@ impl Output {
             Output::Inherit => "inherit",
             Output::Prefix => "prefix",
             Output::Null => "null",
-            Output::File { .. } => "file",
+            Output::File(_) => "file",
         }
     }
 }
@@ -190,7 +194,7 @@ impl Output {
 /// `bytes` with the largest binary unit that divides it exactly: `10MiB`, `1536B`.
 pub fn humanize_size(bytes: u64) -> String {
     for (unit, factor) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if bytes >= factor && bytes % factor == 0 {
+        if bytes >= factor && bytes.is_multiple_of(factor) {
             return format!("{}{unit}", bytes / factor);
         }
     }

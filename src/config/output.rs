@@ -16,7 +16,7 @@ use super::Cx;
 use super::raw::{
     Field, entries, integer, nonempty_string, quote, suggest, type_error, unknown_key,
 };
-use crate::spec::Output;
+use crate::spec::{FileOutput, Output};
 
 /// Default `max_size`: rotate before the file would pass 10 MiB.
 pub const DEFAULT_MAX_SIZE: u64 = 10 << 20;
@@ -178,11 +178,11 @@ pub(crate) fn output(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> F
         return Field::Bad;
     }
     Field::Set(
-        Output::File {
+        Output::File(Box::new(FileOutput {
             path: path_buf,
             max_size,
             keep,
-        },
+        })),
         file_at,
     )
 }

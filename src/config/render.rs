@@ -131,14 +131,11 @@ fn backoff(b: &Backoff) -> String {
 
 fn output(o: &Output) -> String {
     match o {
-        Output::File {
-            path,
-            max_size,
-            keep,
-        } => format!(
-            "file {} (rotated at {}, {keep} kept)",
-            quote(&path.to_string_lossy()),
-            humanize_size(*max_size)
+        Output::File(f) => format!(
+            "file {} (rotated at {}, {} kept)",
+            quote(&f.path.to_string_lossy()),
+            humanize_size(f.max_size),
+            f.keep
         ),
         other => other.mode().to_string(),
     }

@@ -500,9 +500,7 @@ fn shared_output_files(cx: &mut Cx<'_>, processes: &[RawProcess]) {
     let mut files: Vec<(&std::path::Path, &RawProcess, usize)> = processes
         .iter()
         .filter_map(|p| match &p.output {
-            Field::Set(crate::spec::Output::File { path, .. }, at) => {
-                Some((path.as_path(), p, *at))
-            }
+            Field::Set(crate::spec::Output::File(f), at) => Some((f.path.as_path(), p, *at)),
             _ => None,
         })
         .collect();

@@ -259,11 +259,8 @@ impl Outputs {
                 let headers = (format!("{name} | "), format!("{name} + "));
                 (Sink::Std(out), Sink::Std(err), headers)
             }
-            Output::File {
-                path,
-                max_size,
-                keep,
-            } => {
+            Output::File(f) => {
+                let (path, max_size, keep) = (&f.path, &f.max_size, &f.keep);
                 let file = match self.files.get(&node) {
                     Some(f) => f.clone(),
                     None => {
