@@ -151,6 +151,31 @@ fn null_mode_discards_and_inherit_passes_through() {
     assert_eq!(dir.read_events().count("PRINTED", "quiet"), 1);
 }
 
+/// The pipes of one child are not inherited by the next (vigil's ends are close-on-exec).
+#[test]
+fn children_with_piped_output_get_only_fds_0_1_2() {
+    let dir = TestDir::new();
+    let extra = format!("output = \"prefix\"\n{ENDS}");
+    let procs = process(&dir, "p1", &["--report-fds", "--exit-after", "0"], &extra)
+        + &process(&dir, "p2", &["--report-fds", "--exit-after", "0"], &extra)
+        + &process(
+            &dir,
+            "p3",
+            &["--report-fds", "--exit-after", "0"],
+            &format!("output = {{ file = \"p3.log\" }}\n{ENDS}"),
+        );
+    let config = dir.write("vigil.toml", &tree(&["p1", "p2", "p3"], &procs));
+    let mut d = vigil_in(&dir).arg("run").arg(&config).spawn();
+    assert_eq!(d.wait_exit(TIMEOUT), 0);
+    let ev = dir.read_events();
+    for n in ["p1", "p2", "p3"] {
+        let fds = ev
+            .first("FDS", n)
+            .unwrap_or_else(|| panic!("no FDS from {n}"));
+        assert_eq!(fds.args, strs(&["0,1,2"]), "{n}");
+    }
+}
+
 /// End of file, not the child's exit, ends a reader: a grandchild in its own session
 /// that writes only after the child has exited (it waits on a pipe the child holds) is
 /// still read, and the tree keeps running meanwhile.

@@ -285,6 +285,17 @@ mod tests {
     }
 
     #[test]
+    fn check_shows_the_resolved_file() {
+        let src = "children = [\"w\"]\n[process.w]\ncommand = [\"w\"]\noutput = { file = \"logs/w.log\", keep = 2 }\n";
+        let loaded = crate::config::parse(src, Path::new("/etc/vigil/vigil.toml")).unwrap();
+        let text = crate::config::render(&loaded.tree);
+        assert!(
+            text.contains("output: file \"/etc/vigil/logs/w.log\" (rotated at 10MiB, 2 kept)"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn relative_files_follow_the_config_file() {
         assert_eq!(
             resolve(

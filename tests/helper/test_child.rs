@@ -721,12 +721,17 @@ fn write_fd(fd: RawFd, mut data: &[u8]) {
 /// that blocks on a pipe until this process has exited, then writes `text` to stdout.
 fn late_line(o: &Opts, text: &[u8]) {
     let (r, w) = pipe();
+    let (ready_r, ready_w) = pipe();
     if fork() == 0 {
         reset_signals_in_grandchild();
-        // SAFETY: setsid and close have no memory-safety preconditions.
+        // SAFETY: setsid, write and close have no memory-safety preconditions.
         unsafe {
             libc::setsid();
             libc::close(w);
+            libc::close(ready_r);
+            // Out of the process group now: the group kill at the parent's exit misses us.
+            libc::write(ready_w, b"r".as_ptr().cast(), 1);
+            libc::close(ready_w);
         }
         let mut b = [0u8; 1];
         // SAFETY: blocking read into a live buffer; returns 0 once every write end is gone.
@@ -736,8 +741,16 @@ fn late_line(o: &Opts, text: &[u8]) {
         // SAFETY: _exit in a forked child.
         unsafe { libc::_exit(0) }
     }
-    // SAFETY: our copy of the read end; the write end stays open until we exit.
-    unsafe { libc::close(r) };
+    // SAFETY: closes our copies of fds we own, and reads into a live buffer (until the
+    // grandchild has left the group, or is gone).
+    unsafe {
+        libc::close(r);
+        libc::close(ready_w);
+        let mut b = [0u8; 1];
+        while libc::read(ready_r, b.as_mut_ptr().cast(), 1) < 0 {}
+        libc::close(ready_r);
+    }
+    // The write end `w` stays open until this process exits.
 }
 
 fn flood(o: &Opts, bytes: u64) {
