@@ -487,6 +487,42 @@ fn flood_through_several_children_arrives_whole_once_and_in_order() {
     );
 }
 
+/// A stdout whose reader is gone (EPIPE): the output is dropped with one warning, and
+/// the children never block on it.
+#[test]
+fn a_closed_stdout_drops_output_without_blocking_children() {
+    let dir = TestDir::new();
+    let procs = process(
+        &dir,
+        "w",
+        &["--flood", "10000000", "--exit-after", "0"],
+        &format!("output = \"prefix\"\n{ENDS}"),
+    );
+    let config = dir.write("vigil.toml", &tree(&["w"], &procs));
+    let stderr_path = dir.join("vigil.stderr");
+    let mut vigil = ChildGuard::spawn(
+        Command::new(vigil())
+            .arg("run")
+            .arg(&config)
+            .current_dir(dir.path())
+            .env("RUST_LOG", "info")
+            .env_remove("VIGIL_TEST_EVENTS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(&stderr_path).unwrap()),
+    );
+    drop(vigil.stdout.take());
+    assert_eq!(vigil.wait_exit(Duration::from_secs(60)), 0);
+    let log = fs::read_to_string(&stderr_path).unwrap();
+    assert_eq!(
+        log.matches("cannot write child output to vigil's stdout")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(dir.read_events().count("FLOOD", "w"), 1);
+}
+
 fn proc_status_kib(pid: i32, field: &str) -> u64 {
     let s = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     s.lines()

@@ -58,7 +58,9 @@
 //! `PATH.1`, then a new `PATH`. The file of a process stays open across its restarts.
 //!
 //! The writer on stderr takes std's stderr lock for each batch, the same lock vigil's log
-//! lines take, so a child's line and a log line never interleave either. Children in
+//! lines take, so a child's line and a log line never interleave either. (vigil's own log
+//! lines are still written by the loop itself, as they always were: a stderr nobody
+//! reads stalls the loop through its logging, whatever the output modes.) Children in
 //! `inherit` mode write to the same fds directly, so their lines can mix with prefixed
 //! lines (anything over `PIPE_BUF` = 4 KiB is not atomic on a pipe).
 //!
@@ -154,9 +156,9 @@ impl StdWriter {
     fn start(which: Std) -> io::Result<StdWriter> {
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(QUEUE);
         let (done, finished) = oneshot::channel();
-        let name = match which {
-            Std::Out => "vigil-stdout",
-            Std::Err => "vigil-stderr",
+        let (name, stream) = match which {
+            Std::Out => ("vigil-stdout", "vigil's stdout"),
+            Std::Err => ("vigil-stderr", "vigil's stderr"),
         };
         std::thread::Builder::new()
             .name(name.into())
@@ -176,7 +178,7 @@ impl StdWriter {
                     match result {
                         Err(e) if !failed => {
                             failed = true;
-                            warn!("cannot write child output to {name} ({e}); dropping it until a write succeeds");
+                            warn!("cannot write child output to {stream} ({e}); dropping it until a write succeeds");
                         }
                         Ok(()) => failed = false,
                         Err(_) => {}
