@@ -211,6 +211,48 @@ fn output_of_a_grandchild_after_the_child_exited_arrives() {
     assert!(log.contains("not restarted: temporary child"), "{log}");
 }
 
+/// A grandchild that holds the pipe for ever keeps its reader alive, but restarts never
+/// wait for it: every incarnation gets new pipes, and all their lines arrive.
+#[test]
+fn a_reader_kept_alive_by_a_grandchild_never_delays_restarts() {
+    let dir = TestDir::new();
+    let procs = process(
+        &dir,
+        "r",
+        &[
+            "--setsid-grandchild",
+            "forever",
+            "--print",
+            "hello\\n",
+            "--exit-after",
+            "0",
+        ],
+        "output = \"prefix\"\nbackoff = \"none\"",
+    );
+    let config = dir.write(
+        "vigil.toml",
+        &format!("intensity = 100\nperiod = \"1h\"\nchildren = [\"r\"]\n{procs}"),
+    );
+    let mut d = vigil_in(&dir).arg("run").arg(&config).spawn();
+    let ev = dir.wait_events("three incarnations", TIMEOUT, |e| {
+        e.count("START", "r") >= 3
+    });
+    let holders = ev.of("GRANDCHILD", "r");
+    assert!(holders.len() >= 2, "{:?}", ev.lines());
+    for g in &holders[..2] {
+        assert!(
+            is_alive(g.pid),
+            "grandchild {} of an earlier incarnation holds its pipe",
+            g.pid
+        );
+    }
+    d.wait_for("a line from each of three incarnations", TIMEOUT, || {
+        (d.stdout_text().matches("r | hello\n").count() >= 3).then_some(())
+    });
+    d.signal_vigil(libc::SIGTERM);
+    assert_eq!(d.wait_exit(Duration::from_secs(30)), 0);
+}
+
 /// Reads `path` and its rotated files, oldest first.
 fn rotated_set(path: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();

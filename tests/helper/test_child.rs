@@ -636,6 +636,10 @@ fn orphan_storm(o: &Opts) {
 }
 
 fn grandchild(o: &Opts, setsid: bool, ms: Option<u64>) {
+    // The parent waits for GRANDCHILD to be written (so, with setsid, for the grandchild
+    // to have left the group): exiting earlier would let the group kill at its exit take
+    // the grandchild too.
+    let (ready_r, ready_w) = pipe();
     if fork() == 0 {
         reset_signals_in_grandchild();
         if setsid {
@@ -646,6 +650,11 @@ fn grandchild(o: &Opts, setsid: bool, ms: Option<u64>) {
             &o.events,
             &format!("GRANDCHILD {} {} {}", o.name, pid(), getpgrp()),
         );
+        // SAFETY: closes the fds of the handshake pipe, which we own.
+        unsafe {
+            libc::close(ready_r);
+            libc::close(ready_w);
+        }
         match ms {
             Some(ms) => {
                 sleep_ms(ms);
@@ -654,6 +663,14 @@ fn grandchild(o: &Opts, setsid: bool, ms: Option<u64>) {
             }
             None => sleep_forever(),
         }
+    }
+    // SAFETY: closes our write end, then reads into a live buffer until the grandchild
+    // has closed its copy (EOF).
+    unsafe {
+        libc::close(ready_w);
+        let mut b = [0u8; 1];
+        while libc::read(ready_r, b.as_mut_ptr().cast(), 1) != 0 {}
+        libc::close(ready_r);
     }
 }
 
