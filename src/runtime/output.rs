@@ -411,7 +411,7 @@ impl Framer {
             cont: cont.to_vec(),
             partial: Vec::new(),
             continuing: false,
-            batch: Vec::with_capacity(BATCH + LINE_MAX),
+            batch: Vec::with_capacity(BATCH),
         }
     }
 
@@ -450,7 +450,7 @@ impl Framer {
 
     /// Takes the framed lines.
     pub fn take(&mut self) -> Vec<u8> {
-        std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH + LINE_MAX))
+        std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH))
     }
 
     /// Frames the partial line plus `tail`; `cut` when the line goes on after it.
