@@ -109,6 +109,7 @@ async fn run(args: &ExecArgs, start_dir: PathBuf) -> u8 {
         cwd: None,
         user: None,
         group: None,
+        output: Default::default(),
         backoff: Backoff::None,
         ready: None,
         health: None,

@@ -154,6 +154,57 @@ pub struct ProcessSpec {
     pub ready: Option<Box<ReadySpec>>,
     /// Liveness check while it runs (`health`); `None`: none.
     pub health: Option<Box<HealthSpec>>,
+    /// Where the process's stdout and stderr go.
+    pub output: Output,
+}
+
+/// Where a process's stdout and stderr go (`output` in the config). The runtime's
+/// `output` module carries it out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Output {
+    /// The child writes straight to vigil's stdout and stderr (the default).
+    #[default]
+    Inherit,
+    /// Each line goes to vigil's stdout (or stderr) as `NAME | line`.
+    Prefix,
+    /// Both streams go to `/dev/null`.
+    Null,
+    /// Both streams go, line by line, to a file rotated by size.
+    File(Box<FileOutput>),
+}
+
+/// `output = { file = ..., max_size = ..., keep = ... }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileOutput {
+    /// Absolute path (a relative one in the config is resolved against the config
+    /// file's directory).
+    pub path: PathBuf,
+    /// Rotate before a write would make the file larger than this many bytes.
+    pub max_size: u64,
+    /// How many rotated files (`PATH.1` … `PATH.keep`) are kept. At least 1.
+    pub keep: u32,
+}
+
+impl Output {
+    /// The config spelling of the mode: `inherit`, `prefix`, `null` or `file`.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Output::Inherit => "inherit",
+            Output::Prefix => "prefix",
+            Output::Null => "null",
+            Output::File(_) => "file",
+        }
+    }
+}
+
+/// `bytes` with the largest binary unit that divides it exactly: `10MiB`, `1536B`.
+pub fn humanize_size(bytes: u64) -> String {
+    for (unit, factor) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if bytes >= factor && bytes.is_multiple_of(factor) {
+            return format!("{}{unit}", bytes / factor);
+        }
+    }
+    format!("{bytes}B")
 }
 
 impl ProcessSpec {

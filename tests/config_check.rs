@@ -147,6 +147,7 @@ root (supervisor)
 │       backoff: 100ms x2 up to 5s, jitter 10%, reset after 10s up
 │       cwd: (inherited), user: (inherited), group: (inherited)
 │       env: (inherited, nothing added)
+│       output: inherit
 └── s (supervisor)
         strategy: one_for_one, intensity: 3 in 5s, auto_shutdown: never
         restart: permanent, shutdown: infinity, significant: false

@@ -12,6 +12,7 @@
 //! hint. This module never starts anything and never reads anything but the one file.
 
 mod exit_with;
+mod output;
 mod probe;
 mod raw;
 mod render;

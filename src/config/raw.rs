@@ -12,7 +12,9 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::Cx;
-use crate::spec::{AutoShutdown, Backoff, Ops, ROOT_NAME, Restart, Shutdown, Signal, Strategy};
+use crate::spec::{
+    AutoShutdown, Backoff, Ops, Output, ROOT_NAME, Restart, Shutdown, Signal, Strategy,
+};
 
 // `[control]`, `[http]`, `termination_log`: the operations interface, in its own file.
 #[path = "ops.rs"]
@@ -116,6 +118,8 @@ pub(crate) struct RawProcess {
     pub backoff: Field<Backoff>,
     pub ready: Field<crate::spec::ReadySpec>,
     pub health: Field<crate::spec::HealthSpec>,
+    /// `output`; for a file, `at` is the offset of the `file` value.
+    pub output: Field<Output>,
 }
 
 /// The whole file, read but not yet resolved.
@@ -173,6 +177,7 @@ const PROCESS_KEYS: &[&str] = &[
     "backoff",
     "ready",
     "health",
+    "output",
 ];
 const BACKOFF_KEYS: &[&str] = &["initial", "max", "multiplier", "jitter", "reset_after"];
 
@@ -338,6 +343,7 @@ impl RawProcess {
             backoff: Field::Missing,
             ready: Field::Missing,
             health: Field::Missing,
+            output: Field::Missing,
         };
         for (k, k_at, v) in entries(body) {
             let path = join(&p.key, k);
@@ -360,6 +366,7 @@ impl RawProcess {
                 "backoff" => p.backoff = backoff(cx, &path, v),
                 "ready" => p.ready = super::probe::ready(cx, &path, v),
                 "health" => p.health = super::probe::health(cx, &path, v),
+                "output" => p.output = super::output::output(cx, &path, v),
                 _ => unknown_key(cx, &p.key, k, k_at, PROCESS_KEYS),
             }
         }
@@ -380,7 +387,7 @@ impl RawProcess {
 }
 
 /// A table's entries in file order, with the byte offset of each key.
-pub(super) fn entries<'a, 'i>(table: &'a DeTable<'i>) -> Vec<Entry<'a, 'i>> {
+pub(crate) fn entries<'a, 'i>(table: &'a DeTable<'i>) -> Vec<Entry<'a, 'i>> {
     let mut out: Vec<Entry<'a, 'i>> = table
         .iter()
         .map(|(k, v)| (k.get_ref().as_ref(), k.span().start, v))
@@ -415,7 +422,7 @@ pub(crate) fn quote(s: &str) -> String {
     format!("{s:?}")
 }
 
-pub(super) fn type_error(
+pub(crate) fn type_error(
     cx: &mut Cx<'_>,
     path: &str,
     v: &Spanned<DeValue<'_>>,
@@ -468,7 +475,7 @@ fn one_of(options: &[&str]) -> String {
     format!("expected one of {}", quoted.join(", "))
 }
 
-pub(super) fn unknown_key(cx: &mut Cx<'_>, prefix: &str, k: &str, k_at: usize, allowed: &[&str]) {
+pub(crate) fn unknown_key(cx: &mut Cx<'_>, prefix: &str, k: &str, k_at: usize, allowed: &[&str]) {
     let hint = match suggest(k, allowed.iter().copied()) {
         Some(s) => format!("did you mean `{s}`?"),
         None => {
@@ -550,7 +557,7 @@ pub(super) fn string<'a>(
     }
 }
 
-pub(super) fn nonempty_string<'a>(
+pub(crate) fn nonempty_string<'a>(
     cx: &mut Cx<'_>,
     path: &str,
     v: &'a Spanned<DeValue<'_>>,
@@ -578,7 +585,7 @@ pub(super) fn nonempty_string<'a>(
     Some(s)
 }
 
-pub(super) fn integer(v: &DeValue<'_>) -> Option<Option<i64>> {
+pub(crate) fn integer(v: &DeValue<'_>) -> Option<Option<i64>> {
     match v {
         DeValue::Integer(i) => Some(i64::from_str_radix(i.as_str(), i.radix()).ok()),
         _ => None,

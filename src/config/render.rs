@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::raw::quote;
-use crate::spec::{Backoff, Node, NodeId, NodeKind, Tree, humanize};
+use crate::spec::{Backoff, Node, NodeId, NodeKind, Output, Tree, humanize, humanize_size};
 
 /// Renders `tree`: one block per node, children indented under their supervisor with
 /// box-drawing lines, in start order.
@@ -153,6 +153,7 @@ fn details(n: &Node) -> Vec<String> {
                     lines.push(format!("  {k} = {}", quote(v)));
                 }
             }
+            lines.push(format!("output: {}", output(&p.output)));
         }
     }
     lines
@@ -174,5 +175,17 @@ fn backoff(b: &Backoff) -> String {
             (jitter * 100.0 * 1000.0).round() / 1000.0,
             humanize(reset_after)
         ),
+    }
+}
+
+fn output(o: &Output) -> String {
+    match o {
+        Output::File(f) => format!(
+            "file {} (rotated at {}, {} kept)",
+            quote(&f.path.to_string_lossy()),
+            humanize_size(f.max_size),
+            f.keep
+        ),
+        other => other.mode().to_string(),
     }
 }

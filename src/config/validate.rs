@@ -260,6 +260,7 @@ pub(crate) fn build(cx: &mut Cx<'_>, file: RawFile) -> Option<Tree> {
     defs.extend(file.supervisors.iter().map(Def::Sup));
     defs.extend(file.processes.iter().map(Def::Proc));
     let n = defs.len();
+    shared_output_files(cx, &file.processes);
 
     // Definitions, in file order.
     let mut by_position: Vec<usize> = (1..n).collect();
@@ -473,6 +474,7 @@ fn add_node(
                 backoff: p.backoff.or(Backoff::DEFAULT).unwrap_or(Backoff::DEFAULT),
                 ready: p.ready.get().cloned().map(Box::new),
                 health: p.health.get().cloned().map(Box::new),
+                output: p.output.get().cloned().unwrap_or_default(),
             }),
         ),
     };
@@ -492,6 +494,36 @@ fn add_node(
         s.children = children;
     }
     id
+}
+
+/// Two processes writing one output file is an error: rotation and whole lines need a
+/// single writer. Paths are compared after resolving (not through symlinks).
+fn shared_output_files(cx: &mut Cx<'_>, processes: &[RawProcess]) {
+    let mut seen: HashMap<&std::path::Path, (&str, usize)> = HashMap::new();
+    let mut files: Vec<(&std::path::Path, &RawProcess, usize)> = processes
+        .iter()
+        .filter_map(|p| match &p.output {
+            Field::Set(crate::spec::Output::File(f), at) => Some((f.path.as_path(), p, *at)),
+            _ => None,
+        })
+        .collect();
+    files.sort_by_key(|(_, _, at)| *at);
+    for (path, p, at) in files {
+        if let Some((first, first_at)) = seen.get(path) {
+            let (line, _) = cx.line_col(*first_at);
+            cx.error(
+                at,
+                &format!("{}.output.file", p.key),
+                format!(
+                    "this is the same file as the output file of process {} (line {line})",
+                    quote(first)
+                ),
+                Some("give each process its own file: rotation and whole lines need a single writer; use output = \"prefix\" to merge output on vigil's stdout".into()),
+            );
+        } else {
+            seen.insert(path, (&p.name, at));
+        }
+    }
 }
 
 /// The warnings about a valid tree.

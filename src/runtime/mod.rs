@@ -20,6 +20,7 @@
 mod metrics;
 pub mod notify;
 mod ops;
+pub mod output;
 mod postmortem;
 pub mod probe;
 pub mod reaper;
@@ -39,6 +40,10 @@ use crate::spec::{NodeId, Signal, Tree, humanize};
 /// How long descendants left after the tree has stopped get between SIGTERM and SIGKILL
 /// (less when `shutdown_timeout` has less left).
 pub const SWEEP_GRACE: Duration = Duration::from_secs(5);
+
+/// How long vigil waits, once the tree and the sweep are done, for child output still in
+/// flight to be written (less when `shutdown_timeout` has less left).
+pub const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
 
 /// `vigil run`: load the tree, supervise it, and return vigil's exit code.
 ///
@@ -114,6 +119,7 @@ pub async fn run(tree: Tree, socket: Option<&Path>) -> u8 {
         notify: notify::Notifier::from_env(),
         ready: false,
         stopping: false,
+        output: output::Outputs::new(),
     };
     info!(
         pid = std::process::id(),
@@ -152,6 +158,19 @@ pub async fn run(tree: Tree, socket: Option<&Path>) -> u8 {
         debug!(pid, %status, "reaped during sweep");
     })
     .await;
+    // Child output still in pipes and queues; bounded, as stdout may never drain.
+    let drain = lp.engine.stop_deadline().map_or(OUTPUT_DRAIN, |deadline| {
+        OUTPUT_DRAIN.min(deadline.saturating_duration_since(now()))
+    });
+    if tokio::time::timeout(drain, lp.output.finish())
+        .await
+        .is_err()
+    {
+        warn!(
+            "child output not fully written within {}: stdout or stderr is not being read; the rest is dropped",
+            humanize(drain)
+        );
+    }
     info!(code, orphans_reaped = stats.orphans, "vigil exiting");
     code
 }
@@ -176,6 +195,8 @@ struct Loop {
     ready: bool,
     /// The root has begun to stop.
     stopping: bool,
+    /// Pipes, readers and writers of child output.
+    output: output::Outputs,
 }
 
 impl Loop {
@@ -223,7 +244,9 @@ impl Loop {
                     ..Default::default()
                 };
                 let spec = prepared.spec.as_ref().unwrap_or(spec);
-                let result = spawn::spawn_with(&n.name, spec, &self.start_dir, options);
+                let result = self
+                    .output
+                    .spawn(node, &n.name, spec, &self.start_dir, options);
                 // The child has its copy of the notify_fd write end; vigil's must go, so
                 // the pipe reports the end when the child dies.
                 drop(prepared);
@@ -236,10 +259,7 @@ impl Loop {
                     Err(e) => {
                         error!(child = %n.name, "{e}");
                         self.probes.spawn_failed(node);
-                        Input::SpawnFailed {
-                            node,
-                            error: e.to_string(),
-                        }
+                        Input::SpawnFailed { node, error: e }
                     }
                 };
                 // Answered before any await: the pid is registered before it can be reaped.

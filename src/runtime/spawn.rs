@@ -24,6 +24,7 @@ use std::process::Command;
 
 use nix::unistd::{Gid, Group, Uid, User};
 
+use super::output::ChildStdio;
 use crate::spec::ProcessSpec;
 use crate::sys::{self, ChildSetup, Pid};
 
@@ -170,6 +171,28 @@ pub fn spawn_with(
     default_cwd: &Path,
     options: SpawnOptions,
 ) -> Result<Pid, SpawnError> {
+    spawn_inner(name, spec, default_cwd, options, ChildStdio::inherit())
+}
+
+/// [`spawn_with`] with the child's stdout and stderr set to `stdio` (see
+/// [`super::output`]); the `Stdio`s are dropped, closing vigil's copies, before it returns.
+pub fn spawn_with_output(
+    name: &str,
+    spec: &ProcessSpec,
+    default_cwd: &Path,
+    options: SpawnOptions,
+    stdio: ChildStdio,
+) -> Result<Pid, SpawnError> {
+    spawn_inner(name, spec, default_cwd, options, stdio)
+}
+
+fn spawn_inner(
+    name: &str,
+    spec: &ProcessSpec,
+    default_cwd: &Path,
+    options: SpawnOptions,
+    stdio: ChildStdio,
+) -> Result<Pid, SpawnError> {
     let Some(program) = spec.command.first() else {
         return Err(SpawnError::Other {
             name: name.to_string(),
@@ -194,6 +217,8 @@ pub fn spawn_with(
         .envs(login_env(spec.user.as_deref()))
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&cwd)
+        .stdout(stdio.stdout)
+        .stderr(stdio.stderr)
         .process_group(0);
     sys::install_pre_exec(&mut cmd, setup);
 
@@ -451,6 +476,7 @@ mod tests {
             cwd: Some("/no/such/dir/vigil".into()),
             user: None,
             group: None,
+            output: Default::default(),
             backoff: crate::spec::Backoff::None,
             ready: None,
             health: None,

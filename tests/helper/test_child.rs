@@ -36,6 +36,8 @@
 //! ORPHAN <name> <pid> <t_ms>                           (an orphan started, before it is orphaned)
 //! ORPHAN_EXIT <name> <pid> <code> <ppid> <t_ms>        (an orphan exits; ppid = adopter)
 //! FORKKILL <name> <pid> <n> <t_ms>                     (--fork-kill-loop done)
+//! PRINTED <name> <pid> <t_ms>                          (--print/--print-err written)
+//! LATE <name> <pid> <t_ms>                             (--late-line grandchild wrote its line)
 //! ```
 //!
 //! The reports (`FDS`, `SIGSTATE`, `CWD`, `IDS`) describe the state inherited from the
@@ -73,6 +75,11 @@ vigil-test-child: a test-only child program for vigil's integration tests.
   --fork-kill-loop N          N times: fork, SIGKILL, reap a grandchild
   --flood BYTES               write at least BYTES of numbered lines to stdout
   --line-len L                flood line length including newline (default: 80)
+  --flood-fd N                flood to fd N instead of 1 (2: stderr)
+  --print TEXT                write TEXT to stdout in one write; escapes \\n \\t \\\\ \\xHH
+  --print-err TEXT            same to stderr (after --print)
+  --late-line TEXT            grandchild in its own session waits until this process has
+                              exited, then writes TEXT (escapes as --print) to stdout
   --report-fds                FDS event (inherited open fds)
   --report-sigstate           SIGSTATE event (inherited SigBlk/SigIgn)
   --report-cwd                CWD event
@@ -118,6 +125,10 @@ struct Opts {
     fork_kill_loop: u32,
     flood: Option<u64>,
     line_len: usize,
+    flood_fd: RawFd,
+    print: Option<Vec<u8>>,
+    print_err: Option<Vec<u8>>,
+    late_line: Option<Vec<u8>>,
     report_fds: bool,
     report_sigstate: bool,
     report_cwd: bool,
@@ -206,6 +217,10 @@ fn parse_args() -> Opts {
         fork_kill_loop: 0,
         flood: None,
         line_len: 80,
+        flood_fd: 1,
+        print: None,
+        print_err: None,
+        late_line: None,
         report_fds: false,
         report_sigstate: false,
         report_cwd: false,
@@ -250,6 +265,10 @@ fn parse_args() -> Opts {
             "--fork-kill-loop" => o.fork_kill_loop = num(f, &val()),
             "--flood" => o.flood = Some(num(f, &val())),
             "--line-len" => o.line_len = num(f, &val()),
+            "--flood-fd" => o.flood_fd = num(f, &val()),
+            "--print" => o.print = Some(unescape(f, &val())),
+            "--print-err" => o.print_err = Some(unescape(f, &val())),
+            "--late-line" => o.late_line = Some(unescape(f, &val())),
             "--report-fds" => o.report_fds = true,
             "--report-sigstate" => o.report_sigstate = true,
             "--report-cwd" => o.report_cwd = true,
@@ -625,6 +644,10 @@ fn orphan_storm(o: &Opts) {
 }
 
 fn grandchild(o: &Opts, setsid: bool, ms: Option<u64>) {
+    // The parent waits for GRANDCHILD to be written (so, with setsid, for the grandchild
+    // to have left the group): exiting earlier would let the group kill at its exit take
+    // the grandchild too.
+    let (ready_r, ready_w) = pipe();
     if fork() == 0 {
         reset_signals_in_grandchild();
         if setsid {
@@ -635,6 +658,11 @@ fn grandchild(o: &Opts, setsid: bool, ms: Option<u64>) {
             &o.events,
             &format!("GRANDCHILD {} {} {}", o.name, pid(), getpgrp()),
         );
+        // SAFETY: closes the fds of the handshake pipe, which we own.
+        unsafe {
+            libc::close(ready_r);
+            libc::close(ready_w);
+        }
         match ms {
             Some(ms) => {
                 sleep_ms(ms);
@@ -643,6 +671,14 @@ fn grandchild(o: &Opts, setsid: bool, ms: Option<u64>) {
             }
             None => sleep_forever(),
         }
+    }
+    // SAFETY: closes our write end, then reads into a live buffer until the grandchild
+    // has closed its copy (EOF).
+    unsafe {
+        libc::close(ready_w);
+        let mut b = [0u8; 1];
+        while libc::read(ready_r, b.as_mut_ptr().cast(), 1) != 0 {}
+        libc::close(ready_r);
     }
 }
 
@@ -663,17 +699,99 @@ fn fork_kill_loop(o: &Opts) {
     );
 }
 
+/// `\n`, `\t`, `\\` and `\xHH` escapes → bytes.
+fn unescape(flag: &str, v: &str) -> Vec<u8> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        match b.get(i + 1) {
+            Some(b'n') => out.push(b'\n'),
+            Some(b't') => out.push(b'\t'),
+            Some(b'\\') => out.push(b'\\'),
+            Some(b'x') if i + 4 <= b.len() => {
+                let hex = std::str::from_utf8(&b[i + 2..i + 4])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .unwrap_or_else(|| usage_error(&format!("{flag}: bad \\x escape in `{v}`")));
+                out.push(hex);
+                i += 4;
+                continue;
+            }
+            _ => usage_error(&format!("{flag}: bad escape in `{v}`")),
+        }
+        i += 2;
+    }
+    out
+}
+
+/// Writes all of `data` to `fd` (one `write(2)` unless the kernel takes less).
+fn write_fd(fd: RawFd, mut data: &[u8]) {
+    while !data.is_empty() {
+        // SAFETY: writes from a live buffer of the given length.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n <= 0 {
+            return;
+        }
+        data = &data[n as usize..];
+    }
+}
+
+/// A grandchild in its own session (so the group kill at this process's exit misses it)
+/// that blocks on a pipe until this process has exited, then writes `text` to stdout.
+fn late_line(o: &Opts, text: &[u8]) {
+    let (r, w) = pipe();
+    let (ready_r, ready_w) = pipe();
+    if fork() == 0 {
+        reset_signals_in_grandchild();
+        // SAFETY: setsid, write and close have no memory-safety preconditions.
+        unsafe {
+            libc::setsid();
+            libc::close(w);
+            libc::close(ready_r);
+            // Out of the process group now: the group kill at the parent's exit misses us.
+            libc::write(ready_w, b"r".as_ptr().cast(), 1);
+            libc::close(ready_w);
+        }
+        let mut b = [0u8; 1];
+        // SAFETY: blocking read into a live buffer; returns 0 once every write end is gone.
+        while unsafe { libc::read(r, b.as_mut_ptr().cast(), 1) } != 0 {}
+        write_fd(1, text);
+        event(&o.events, &format!("LATE {} {}", o.name, pid()));
+        // SAFETY: _exit in a forked child.
+        unsafe { libc::_exit(0) }
+    }
+    // SAFETY: closes our copies of fds we own, and reads into a live buffer (until the
+    // grandchild has left the group, or is gone).
+    unsafe {
+        libc::close(r);
+        libc::close(ready_w);
+        let mut b = [0u8; 1];
+        while libc::read(ready_r, b.as_mut_ptr().cast(), 1) < 0 {}
+        libc::close(ready_r);
+    }
+    // The write end `w` stays open until this process exits.
+}
+
 fn flood(o: &Opts, bytes: u64) {
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    // SAFETY: borrows fd 1 or 2 for the length of the flood; ManuallyDrop never closes it.
+    let file = std::mem::ManuallyDrop::new(unsafe {
+        <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(o.flood_fd)
+    });
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, &*file);
     let mut written: u64 = 0;
     let mut seq: u64 = 0;
     let mut line = Vec::with_capacity(o.line_len + 32);
     while written < bytes {
         line.clear();
         let _ = write!(line, "{} {} ", o.name, seq);
-        while line.len() + 1 < o.line_len {
-            line.push(b'x');
+        if line.len() + 1 < o.line_len {
+            line.resize(o.line_len - 1, b'x');
         }
         line.push(b'\n');
         if out.write_all(&line).is_err() {
@@ -839,6 +957,18 @@ fn main() {
     }
     if let Some(bytes) = o.flood {
         flood(&o, bytes);
+    }
+    if let Some(text) = &o.print {
+        write_fd(1, text);
+    }
+    if let Some(text) = &o.print_err {
+        write_fd(2, text);
+    }
+    if o.print.is_some() || o.print_err.is_some() {
+        event(&o.events, &format!("PRINTED {} {}", o.name, me));
+    }
+    if let Some(text) = &o.late_line {
+        late_line(&o, text);
     }
 
     let mut ready_at = has_readiness(&o).then(|| start + Duration::from_millis(o.ready_after));
