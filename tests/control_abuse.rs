@@ -127,6 +127,7 @@ fn garbage_wrong_shapes_and_truncated_requests_are_refused() {
             b"{\"op\":\"stop\",\"name\":\"\\ud800\"}\n".to_vec(),
         ),
         ("array", b"[\"status\"]\n".to_vec()),
+        ("array of a stop", b"[\"stop\",\"a\"]\n".to_vec()),
         ("number", b"42\n".to_vec()),
         ("string", b"\"status\"\n".to_vec()),
         ("null", b"null\n".to_vec()),
