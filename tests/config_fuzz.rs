@@ -352,7 +352,7 @@ fn seeds() -> Vec<String> {
         };
         let mut paths: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
             .collect();
         paths.sort();
         for p in paths {
@@ -608,4 +608,114 @@ fn supervisor_depth_limit() {
             "{e}"
         );
     }
+}
+
+/// One fragment of each message `src/config/` can produce (errors, and the two warnings),
+/// with the class it stands for. Each must appear in the blessed output of a fixture
+/// under tests/fixtures/ (see tests/config_check.rs), so every error class has a
+/// malformed config with its exact message.
+const MESSAGE_CLASSES: &[(&str, &str)] = &[
+    ("http-no-listen", "[http] has no listen address"),
+    ("ops-not-table", "expected a table"),
+    ("socket-not-absolute", "is not an absolute path"),
+    ("listen-bad", "is not an IP address and port"),
+    ("interval-with-notify", "interval has no meaning with"),
+    ("failures-zero", "failures must be 1 or more"),
+    ("health-notify", "health cannot use"),
+    ("two-checks", "keep one of them"),
+    ("sd-notify-false", "sd_notify = false selects no check"),
+    ("exec-empty", "the check command is empty"),
+    ("no-check", "has no check: give one of"),
+    ("notify-fd-range", "notify_fd must be from 3 to 1023"),
+    ("notify-fd-type", "a descriptor number (3 or more)"),
+    ("bad-address", r#"expected "host:port""#),
+    ("https", "https is not supported"),
+    ("bad-url", "invalid URL"),
+    ("syntax", "invalid TOML"),
+    ("child-key-at-top", "unknown top-level key"),
+    ("no-command", "has no command"),
+    ("type", "expected a string, found integer"),
+    ("empty-string", "must not be empty"),
+    ("nul", "must not contain a NUL character"),
+    ("bool-type", "expected true or false"),
+    ("unknown-enum", "unknown strategy"),
+    ("unknown-restart", "unknown restart"),
+    ("unknown-auto", "unknown auto_shutdown"),
+    ("duration-unit", "durations need a unit"),
+    ("zero-duration", "must be longer than zero"),
+    ("period-infinity", r#"period cannot be "infinity""#),
+    ("intensity-negative", "intensity must be 0 or more"),
+    ("intensity-large", "intensity is too large"),
+    ("intensity-infinity", r#"intensity cannot be "infinity""#),
+    (
+        "shutdown-type",
+        r#"a duration string, "brutal_kill" or "infinity""#,
+    ),
+    ("signal-type", "a signal name such as"),
+    ("sigstop", "SIGSTOP cannot be a stop signal"),
+    ("unknown-signal", "unknown signal"),
+    ("program-empty", "the program name is empty"),
+    ("command-empty", "command is empty"),
+    ("exit-codes-type", "an array of exit codes"),
+    ("exit-code-range", "exit code out of range"),
+    ("exit-code-type", "an integer from 0 to 255"),
+    ("env-type", "a table of strings"),
+    ("env-name", "invalid environment variable name"),
+    ("env-value-type", "process.web.env.A: expected a string"),
+    ("id-range", "invalid user id:"),
+    ("id-type", "name or numeric id"),
+    ("children-type", "an array of names"),
+    ("children-item", "a name (string)"),
+    ("backoff-unknown", "unknown backoff"),
+    ("backoff-type", r#""none", "exponential" or a table"#),
+    ("multiplier", "multiplier must be at least 1"),
+    ("multiplier-type", "a number (at least 1)"),
+    ("jitter", "jitter must be at least 0"),
+    ("jitter-type", "a number from 0 to less than 1"),
+    ("initial-max", "is longer than max"),
+    (
+        "root-child",
+        r#""root" is the top-level supervisor and cannot be a child"#,
+    ),
+    ("unknown-name", "no process or supervisor named"),
+    ("cycle", "cycle: supervisor"),
+    ("listed-twice", "is listed more than once"),
+    ("too-deep", "supervisors nested more than"),
+    (
+        "significant-permanent",
+        "significant = true on a permanent child",
+    ),
+    ("significant-parent", "significant = true, but its parent"),
+    ("reserved", r#"the name "root" is reserved"#),
+    ("invalid-name", "invalid name"),
+    ("defined-twice", "is defined twice"),
+    ("unreferenced", "is defined but not listed"),
+    ("unknown-key", "unknown key in"),
+    ("invalid-duration", "invalid duration"),
+    ("ready-type", "a table with one check"),
+    ("no-backoff-giveup", "never gives up on"),
+    ("auto-shutdown-permanent", "can shut itself down"),
+    ("cannot-read", "cannot read the configuration"),
+];
+
+#[test]
+fn every_error_class_has_a_fixture() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut blessed = String::new();
+    for dir in ["tests/fixtures/invalid", "tests/fixtures/valid"] {
+        for e in std::fs::read_dir(root.join(dir)).expect("fixture dir") {
+            let p = e.expect("entry").path();
+            if p.extension().is_some_and(|e| e == "stderr") {
+                blessed += &std::fs::read_to_string(&p).expect("read .stderr");
+            }
+        }
+    }
+    let missing: Vec<_> = MESSAGE_CLASSES
+        .iter()
+        .filter(|(_, frag)| !blessed.contains(frag))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "error classes without a fixture: {missing:?}"
+    );
 }
