@@ -519,7 +519,7 @@ fn extreme_inputs_are_handled() {
         ));
     }
     // Long chains of supervisors, and long cycles (a chain of 2000 overflowed the stack
-    // before supervisors were limited to 100 levels).
+    // before supervisors were limited to 50 levels).
     for n in [2000, 20_000] {
         let (chain, cycle) = chain_and_cycle(n);
         inputs.push(chain);
@@ -586,25 +586,25 @@ fn chain_and_cycle(n: usize) -> (String, String) {
     (chain, cycle)
 }
 
-/// Supervisors may nest 100 deep (the root included), not deeper; the error is reported
+/// Supervisors may nest 50 deep (the root included), not deeper; the error is reported
 /// once, at the list that goes too deep.
 #[test]
 fn supervisor_depth_limit() {
-    let (ok, _) = chain_and_cycle(99);
+    let (ok, _) = chain_and_cycle(49);
     let loaded =
-        vigil::config::parse(&ok, Path::new("deep.toml")).expect("99 levels below the root");
-    assert!(vigil::config::render(&loaded.tree).contains("s98"));
-    for n in [100, 5000] {
+        vigil::config::parse(&ok, Path::new("deep.toml")).expect("49 levels below the root");
+    assert!(vigil::config::render(&loaded.tree).contains("s48"));
+    for n in [50, 5000] {
         let (deep, _) = chain_and_cycle(n);
         let errors = vigil::config::parse(&deep, Path::new("deep.toml"))
             .expect_err("too deep")
             .0;
         assert_eq!(errors.len(), 1, "{errors:?}");
         let e = &errors[0];
-        assert_eq!(e.key, "supervisor.s98.children[0]");
+        assert_eq!(e.key, "supervisor.s48.children[0]");
         assert!(
             e.message
-                .starts_with("supervisors nested more than 100 deep"),
+                .starts_with("supervisors nested more than 50 deep"),
             "{e}"
         );
     }

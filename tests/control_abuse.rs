@@ -362,3 +362,28 @@ fn another_uid_is_refused() {
     assert_untouched(&mut d, &before);
     assert!(log(&d).contains("refused a client"), "{}", log(&d));
 }
+
+/// The deepest tree the config allows (50 supervisors, the root included) runs, and its
+/// status is readable by `vigil status` (the JSON nests two levels per supervisor, and
+/// serde_json reads 128); restarting the top of it works.
+#[test]
+fn deepest_allowed_tree_is_served() {
+    let dir = TestDir::new();
+    let mut toml = String::from("children = [\"s0\"]\n");
+    for i in 0..49 {
+        toml += &format!("[supervisor.s{i}]\nchildren = [\"s{}\"]\n", i + 1);
+    }
+    toml += "[process.s49]\ncommand = [\"sleep\", \"2049\"]\n";
+    let cfg = dir.write("vigil.toml", &toml);
+    let mut d = vigil_in(&dir).arg("run").arg(cfg).spawn();
+    let (code, out) = client(d.socket(), &["wait-ready", "--timeout", "10s"]);
+    assert_eq!(code, 0, "wait-ready: {out}\n{}", log(&d));
+    let (code, out) = client(d.socket(), &["status", "--json"]);
+    assert_eq!(code, 0, "status --json: {out}");
+    assert!(out.contains("\"s49\""), "{out}");
+    let (code, out) = client(d.socket(), &["restart", "s0"]);
+    assert_eq!(code, 0, "restart s0: {out}");
+    status_ok(d.socket());
+    d.signal_vigil(libc::SIGTERM);
+    assert_eq!(d.wait_exit(TIMEOUT), 0);
+}

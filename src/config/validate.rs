@@ -101,8 +101,9 @@ fn table_desc(s: &RawSupervisor) -> String {
 
 /// How many supervisors may be nested, the root included. Real trees are a few levels
 /// deep; the limit keeps recursion over the tree (validation, rendering, the engine)
-/// far from the stack's end.
-pub const MAX_DEPTH: usize = 100;
+/// far from the stack's end, and a JSON status (two levels per supervisor) within the
+/// 128 levels serde_json reads.
+pub const MAX_DEPTH: usize = 50;
 
 struct Walk<'a, 'c, 's> {
     cx: &'c mut Cx<'s>,
