@@ -27,6 +27,10 @@ fuzz_target!(|data: &[u8]| {
                 assert!(d.line >= 1 && d.col >= 1, "diagnostic without a location: {d}");
                 assert_eq!(d.file, origin);
                 assert!(!d.message.is_empty(), "empty message: {d:?}");
+                assert!(
+                    !d.key.is_empty() || d.message.starts_with("invalid TOML"),
+                    "diagnostic without a key path: {d}"
+                );
             }
         }
     }
