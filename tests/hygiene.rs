@@ -5,8 +5,8 @@
 //!   and `[http]` open in vigil, and a descriptor vigil inherited without close-on-exec;
 //! - signal state: `SigBlk` and `SigIgn` of a child are 0 (`/proc/<pid>/status`) although
 //!   vigil was started with signals blocked and ignored;
-//! - vigil's own cwd is `/`, and the directory it was started in can be removed while it
-//!   runs;
+//! - vigil's own cwd is `/`, and the directory it was started in can be unmounted (a
+//!   tmpfs, where the test may mount) and removed while it runs;
 //! - no child is left running after vigil exits: by SIGTERM, by giving up (75), and when
 //!   vigil itself is SIGKILLed as an ordinary process (the parent-death signal; see
 //!   docs/reliability-fuzz-notes.md), for `vigil run` and `vigil exec`.
@@ -200,6 +200,16 @@ fn vigil_does_not_pin_its_start_directory() {
     let dir = TestDir::new();
     let start = dir.join("start");
     std::fs::create_dir(&start).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "vigil-test"])
+        .arg(&start)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("cannot mount a tmpfs here: checking removal of the directory only");
+    }
+    let mut mount = Unmount(mounted.then(|| start.clone()));
     let toml = String::from("children = [\"c\"]\n") + &sleep_process("c", "1004", "cwd = \"/\"");
     let cfg = dir.write("vigil.toml", &toml);
     let mut d = vigil_in(&dir)
@@ -211,8 +221,20 @@ fn vigil_does_not_pin_its_start_directory() {
     let cwd = |p: i32| std::fs::read_link(format!("/proc/{p}/cwd")).expect("read cwd");
     assert_eq!(cwd(d.pid()), Path::new("/"), "vigil's cwd");
     assert_eq!(cwd(c), Path::new("/"), "child's cwd");
-    // The directory vigil was started in can go away (an unmount needs it unused the same
-    // way); vigil keeps working.
+    // The directory vigil was started in can go away: unmounted (where the test may
+    // mount: a tmpfs on it) and removed; vigil keeps working.
+    if mounted {
+        let out = Command::new("umount")
+            .arg(&start)
+            .output()
+            .expect("run umount");
+        assert!(
+            out.status.success(),
+            "umount of vigil's start directory: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        mount.0 = None;
+    }
     std::fs::remove_dir(&start).expect("remove vigil's start directory while it runs");
     let (code, out) = client(d.socket(), &["status"]);
     assert_eq!(code, 0, "{out}");
@@ -220,7 +242,18 @@ fn vigil_does_not_pin_its_start_directory() {
     assert_eq!(d.wait_exit(TIMEOUT), 0);
 }
 
-/// A tree: root [a, sup [b, c]], each a `sleep`; b ignores nothing but has a grace.
+/// Lazily unmounts its path on drop (a failed test must not leave a mount behind).
+struct Unmount(Option<std::path::PathBuf>);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = Command::new("umount").arg("-l").arg(p).status();
+        }
+    }
+}
+
+/// A tree: root [a, sup [b, c]], each a `sleep`.
 fn tree_toml(extra_root: &str) -> String {
     format!(
         "{extra_root}\nchildren = [\"a\", \"sup\"]\n[supervisor.sup]\nchildren = [\"b\", \"c\"]\n"
