@@ -311,14 +311,20 @@ pub struct ChildSetup {
     /// Pass descriptor `.0` (open in vigil, close-on-exec) to the child as descriptor
     /// `.1`, without close-on-exec (a readiness `notify_fd`).
     pub pass_fd: Option<(RawFd, RawFd)>,
+    /// vigil's pid, read before the fork: the child asks for SIGKILL when the thread
+    /// that forked it exits ([`die_with_parent`]); `None` (the default) reads it in
+    /// [`install_pre_exec`].
+    pub parent: Option<Pid>,
 }
 
 /// Installs the child-side setup on `cmd`: with every signal blocked (the parent holds
 /// [`BlockedSignals`] across the spawn; this blocks again in case it did not), switch
-/// credentials, take the terminal foreground if asked, then reset every disposition to
+/// credentials, take the terminal foreground if asked, pass the `notify_fd`, ask for
+/// SIGKILL when vigil dies ([`die_with_parent`]), then reset every disposition to
 /// `SIG_DFL` and empty the mask ([`reset_signals_for_exec`]) as the very last step
 /// before `exec`.
-pub fn install_pre_exec(cmd: &mut Command, setup: ChildSetup) {
+pub fn install_pre_exec(cmd: &mut Command, mut setup: ChildSetup) {
+    setup.parent.get_or_insert(std::process::id() as Pid);
     let hook = move || -> io::Result<()> {
         block_all_signals_raw();
         switch_credentials(setup.groups.as_deref(), setup.gid, setup.uid)?;
@@ -328,15 +334,45 @@ pub fn install_pre_exec(cmd: &mut Command, setup: ChildSetup) {
         if let Some((from, to)) = setup.pass_fd {
             pass_fd(from, to)?;
         }
+        // After the credentials: a change of uid or gid clears the parent-death signal.
+        die_with_parent(setup.parent)?;
         reset_signals_for_exec();
         Ok(())
     };
     // SAFETY: the hook runs in the forked child. It only reads data captured before the
     // fork (no allocation: `as_deref` borrows) and calls async-signal-safe functions
-    // (sigprocmask, setgroups, setgid, setuid, getpgrp, tcsetpgrp, dup2, fcntl, sigaction). Errors are
+    // (sigprocmask, setgroups, setgid, setuid, getpgrp, tcsetpgrp, dup2, fcntl, sigaction,
+    // prctl, getppid). Errors are
     // built with `last_os_error`, which does not allocate.
     unsafe {
         cmd.pre_exec(hook);
+    }
+}
+
+/// Child side: `prctl(PR_SET_PDEATHSIG, SIGKILL)`, so the child is killed when vigil
+/// dies without stopping it (SIGKILL, a crash as an ordinary process), then checks that
+/// its parent is still `parent`: if vigil died between the fork and the `prctl`, the
+/// signal will never come, and the child fails instead of running unsupervised.
+///
+/// The kernel sends the signal when the *thread* that forked the child exits; vigil
+/// forks only from its one event-loop thread, which lives as long as vigil. The setting
+/// is cleared by a later change of credentials (hence called after
+/// [`switch_credentials`]) and by exec of a set-user-ID, set-group-ID or file-capability
+/// program. It reaches the child only, not the rest of its process group.
+/// Async-signal-safe.
+fn die_with_parent(parent: Option<Pid>) -> io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and changes only a flag of
+    // this (forked) process; getppid cannot fail. Both are plain system calls, safe
+    // between fork and exec.
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    let now = unsafe { libc::getppid() };
+    match parent {
+        Some(p) if p != now => Err(io::Error::from_raw_os_error(libc::ESRCH)),
+        _ => Ok(()),
     }
 }
 

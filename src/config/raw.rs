@@ -397,6 +397,8 @@ pub(crate) fn entries<'a, 'i>(table: &'a DeTable<'i>) -> Vec<Entry<'a, 'i>> {
 }
 
 fn join(prefix: &str, key: &str) -> String {
+    // An empty key (`"" = 1`) is spelled as TOML writes it, so the path is never empty.
+    let key = if key.is_empty() { "\"\"" } else { key };
     if prefix.is_empty() {
         key.to_string()
     } else {

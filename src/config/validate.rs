@@ -99,6 +99,12 @@ fn table_desc(s: &RawSupervisor) -> String {
     }
 }
 
+/// How many supervisors may be nested, the root included. Real trees are a few levels
+/// deep; the limit keeps recursion over the tree (validation, rendering, the engine)
+/// far from the stack's end, and a JSON status (two levels per supervisor) within the
+/// 128 levels serde_json reads.
+pub const MAX_DEPTH: usize = 50;
+
 struct Walk<'a, 'c, 's> {
     cx: &'c mut Cx<'s>,
     defs: Vec<Def<'a>>,
@@ -198,15 +204,48 @@ impl Walk<'_, '_, '_> {
                 continue;
             }
             self.visited[t] = true;
-            self.first_ref[t] = Some((path, child.at));
+            self.first_ref[t] = Some((path.clone(), child.at));
             self.placed[d].push(t);
             self.check_significant(sup, self.defs[t]);
             if matches!(self.defs[t], Def::Sup(_)) {
-                self.visit(t);
+                if self.stack.len() >= MAX_DEPTH {
+                    self.too_deep(t, &path, child.at);
+                } else {
+                    self.visit(t);
+                }
             }
         }
         self.stack.pop();
         self.on_stack[d] = false;
+    }
+
+    /// Supervisor `t` would be nested deeper than [`MAX_DEPTH`]: reported once, and its
+    /// subtree is marked visited without recursing (the walk, the tree and the engine
+    /// recurse once per level, so an unbounded chain would overflow the stack).
+    fn too_deep(&mut self, t: usize, path: &str, at: usize) {
+        let top = self.stack.first().map_or("root", |&s| self.defs[s].name());
+        self.cx.error(
+            at,
+            path,
+            format!(
+                "supervisors nested more than {MAX_DEPTH} deep (from {top} down to {})",
+                quote(self.defs[t].name())
+            ),
+            Some("flatten the tree: list these children in a supervisor higher up".into()),
+        );
+        let mut todo = vec![t];
+        while let Some(d) = todo.pop() {
+            for c in self.defs[d].children() {
+                if let Some(&x) = self.names.get(c.name.as_str())
+                    && !self.visited[x]
+                {
+                    self.visited[x] = true;
+                    if matches!(self.defs[x], Def::Sup(_)) {
+                        todo.push(x);
+                    }
+                }
+            }
+        }
     }
 
     /// OTP's `bad_combination`s for a child `t` of `parent`.

@@ -282,6 +282,15 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {
             "request longer than {MAX_REQUEST} bytes; send one JSON object and a newline"
         ));
     }
+    // serde reads a tagged enum from an array too (`["stop","web"]`); only an object is
+    // a request.
+    if buf.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(
+            "invalid request: not a JSON object; expected one JSON object such as \
+             {\"op\":\"status\"} and a newline"
+                .into(),
+        );
+    }
     serde_json::from_slice(&buf).map_err(|e| {
         format!(
             "invalid request ({e}); expected one JSON object such as {{\"op\":\"status\"}} \

@@ -3,7 +3,8 @@
 //! This module owns how a child is started: argv exec without a shell, the inherited
 //! environment plus the spec's overrides, the working directory, user and group, a
 //! process group of its own (so the runtime can signal the whole group), and a clean
-//! signal state (every disposition `SIG_DFL`, empty mask; see [`crate::sys`]). stdin,
+//! signal state (every disposition `SIG_DFL`, empty mask; see [`crate::sys`]), the
+//! parent-death signal (SIGKILL when vigil's loop thread exits, `PR_SET_PDEATHSIG`). stdin,
 //! stdout and stderr are inherited. Descriptors other than 0, 1 and 2 are not: vigil
 //! opens everything close-on-exec and marks inherited ones so at startup.
 //!
