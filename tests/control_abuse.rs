@@ -330,7 +330,7 @@ fn another_uid_is_refused() {
     let parent = s.parent().unwrap();
     std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
     let as_nobody = |args: &[&str]| {
-        let out = Command::new(vigil())
+        let out = Command::new(vigil_for_any_uid())
             .args(args)
             .env("VIGIL_SOCKET", &s)
             .env_remove("RUST_LOG")
