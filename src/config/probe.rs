@@ -294,17 +294,20 @@ fn notify_fd(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Option<Ch
 
 fn tcp(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Option<Check> {
     let s = string(cx, path, v, "a string \"host:port\"")?;
-    let good = s
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
-    if !good {
+    let problem = match s.rsplit_once(':') {
+        None => Some("expected \"host:port\"".to_string()),
+        Some(("", _)) => Some("the host is missing: expected \"host:port\"".to_string()),
+        Some((_, port)) => match port.parse::<u64>() {
+            Ok(p) if (1..=65535).contains(&p) => None,
+            Ok(p) => Some(format!("port {p} is outside 1-65535")),
+            Err(_) => Some(format!("port {} is not a number", super::raw::quote(port))),
+        },
+    };
+    if let Some(problem) = problem {
         cx.error(
             v.span().start,
             path,
-            format!(
-                "invalid address {}: expected \"host:port\"",
-                super::raw::quote(s)
-            ),
+            format!("invalid address {}: {problem}", super::raw::quote(s)),
             Some("e.g. \"127.0.0.1:6379\", \"localhost:8080\" or \"[::1]:5432\"".into()),
         );
         return None;
