@@ -36,6 +36,10 @@
 //! ORPHAN <name> <pid> <t_ms>                           (an orphan started, before it is orphaned)
 //! ORPHAN_EXIT <name> <pid> <code> <ppid> <t_ms>        (an orphan exits; ppid = adopter)
 //! FORKKILL <name> <pid> <n> <t_ms>                     (--fork-kill-loop done)
+//! ESCAPED <name> <pid> <pgid> <sid> <t_ms>             (--setsid-orphans: one per orphan)
+//! STOPSELF <name> <pid> <t_ms>                         (--sigstop-self, just before SIGSTOP)
+//! CONTINUED <name> <pid> <t_ms>                        (--sigstop-self, after SIGCONT)
+//! CLOSED <name> <pid> <t_ms>                           (--close-stdout done)
 //! ```
 //!
 //! The reports (`FDS`, `SIGSTATE`, `CWD`, `IDS`) describe the state inherited from the
@@ -71,6 +75,10 @@ vigil-test-child: a test-only child program for vigil's integration tests.
   --setsid-grandchild MS|forever  grandchild in its own session, holding stdout/stderr, sleeps MS
   --group-grandchild          grandchild in this process group, sleeps forever
   --fork-kill-loop N          N times: fork, SIGKILL, reap a grandchild
+  --setsid-orphans N          double-fork N orphans that setsid() away from this group
+                              and session, then sleep forever (default dispositions)
+  --sigstop-self              after START, raise SIGSTOP (stays stopped until SIGCONT)
+  --close-stdout              after START, close descriptors 1 and 2
   --flood BYTES               write at least BYTES of numbered lines to stdout
   --line-len L                flood line length including newline (default: 80)
   --report-fds                FDS event (inherited open fds)
@@ -116,6 +124,9 @@ struct Opts {
     setsid_grandchild: Option<Option<u64>>,
     group_grandchild: bool,
     fork_kill_loop: u32,
+    setsid_orphans: u32,
+    sigstop_self: bool,
+    close_stdout: bool,
     flood: Option<u64>,
     line_len: usize,
     report_fds: bool,
@@ -204,6 +215,9 @@ fn parse_args() -> Opts {
         setsid_grandchild: None,
         group_grandchild: false,
         fork_kill_loop: 0,
+        setsid_orphans: 0,
+        sigstop_self: false,
+        close_stdout: false,
         flood: None,
         line_len: 80,
         report_fds: false,
@@ -248,6 +262,9 @@ fn parse_args() -> Opts {
             }
             "--group-grandchild" => o.group_grandchild = true,
             "--fork-kill-loop" => o.fork_kill_loop = num(f, &val()),
+            "--setsid-orphans" => o.setsid_orphans = num(f, &val()),
+            "--sigstop-self" => o.sigstop_self = true,
+            "--close-stdout" => o.close_stdout = true,
             "--flood" => o.flood = Some(num(f, &val())),
             "--line-len" => o.line_len = num(f, &val()),
             "--report-fds" => o.report_fds = true,
@@ -663,6 +680,34 @@ fn fork_kill_loop(o: &Opts) {
     );
 }
 
+/// Double fork: the intermediate forks an orphan that leaves this process group and
+/// session with `setsid()`, then exits; the orphan lives on under the nearest subreaper
+/// until it is killed. The intermediate is reaped here, after the orphan's ESCAPED event.
+fn spawn_setsid_orphan(o: &Opts) {
+    let (r, w) = pipe();
+    let mid = fork();
+    if mid == 0 {
+        reset_signals_in_grandchild();
+        close(r);
+        if fork() == 0 {
+            // SAFETY: setsid has no memory-safety preconditions.
+            let sid = unsafe { libc::setsid() };
+            event(
+                &o.events,
+                &format!("ESCAPED {} {} {} {}", o.name, pid(), getpgrp(), sid),
+            );
+            close(w);
+            sleep_forever();
+        }
+        // SAFETY: _exit in a forked child; its copy of `w` closes.
+        unsafe { libc::_exit(0) }
+    }
+    close(w);
+    read_until_eof(r);
+    close(r);
+    reap(mid);
+}
+
 fn flood(o: &Opts, bytes: u64) {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
@@ -837,8 +882,22 @@ fn main() {
     if o.fork_kill_loop > 0 {
         fork_kill_loop(&o);
     }
+    for _ in 0..o.setsid_orphans {
+        spawn_setsid_orphan(&o);
+    }
     if let Some(bytes) = o.flood {
         flood(&o, bytes);
+    }
+    if o.close_stdout {
+        close(1);
+        close(2);
+        event(&o.events, &format!("CLOSED {} {}", o.name, me));
+    }
+    if o.sigstop_self {
+        event(&o.events, &format!("STOPSELF {} {}", o.name, me));
+        // SAFETY: raise(3) with a valid signal number; SIGSTOP cannot be caught.
+        unsafe { libc::raise(libc::SIGSTOP) };
+        event(&o.events, &format!("CONTINUED {} {}", o.name, me));
     }
 
     let mut ready_at = has_readiness(&o).then(|| start + Duration::from_millis(o.ready_after));
