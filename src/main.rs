@@ -52,7 +52,11 @@ fn init_logging(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false);
+        .with_target(false)
+        // A log line that cannot be written (stderr's reader is gone: EPIPE) is lost, and
+        // that is all: tracing-subscriber would otherwise report it with `eprintln!`,
+        // which panics on the same broken stderr and would take the supervisor down.
+        .log_internal_errors(false);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -221,8 +221,15 @@ fn stop_start_soak_keeps_vigil_flat() {
     toml += &format!("children = {}\n", toml_array(&names));
     toml += &process(&dir, "other", &[], "");
     for n in &names {
-        // Default SIGTERM disposition: each child dies at once when stopped.
-        toml += &process(&dir, n, &[], "");
+        // Default SIGTERM disposition: each child dies at once when stopped. It reports
+        // ready on a notify_fd pipe after it wrote START, so `start pool` returns only
+        // once every child has recorded its start (and a pipe per start is exercised).
+        toml += &process(
+            &dir,
+            n,
+            &["--ready-fd", "3"],
+            "ready = { notify_fd = 3, timeout = \"60s\" }",
+        );
     }
     let cfg = dir.write("vigil.toml", &toml);
     let mut d = vigil_in(&dir)

@@ -40,6 +40,7 @@
 //! STOPSELF <name> <pid> <t_ms>                         (--sigstop-self, just before SIGSTOP)
 //! CONTINUED <name> <pid> <t_ms>                        (--sigstop-self, after SIGCONT)
 //! CLOSED <name> <pid> <t_ms>                           (--close-stdout done)
+//! HOG <name> <pid> <mib> <t_ms>                        (--hog: before allocating)
 //! ```
 //!
 //! The reports (`FDS`, `SIGSTATE`, `CWD`, `IDS`) describe the state inherited from the
@@ -79,6 +80,7 @@ vigil-test-child: a test-only child program for vigil's integration tests.
                               and session, then sleep forever (default dispositions)
   --sigstop-self              after START, raise SIGSTOP (stays stopped until SIGCONT)
   --close-stdout              after START, close descriptors 1 and 2
+  --hog MIB                   after START, allocate and touch MIB MiB of memory, keep it
   --flood BYTES               write at least BYTES of numbered lines to stdout
   --line-len L                flood line length including newline (default: 80)
   --report-fds                FDS event (inherited open fds)
@@ -127,6 +129,7 @@ struct Opts {
     setsid_orphans: u32,
     sigstop_self: bool,
     close_stdout: bool,
+    hog: Option<usize>,
     flood: Option<u64>,
     line_len: usize,
     report_fds: bool,
@@ -218,6 +221,7 @@ fn parse_args() -> Opts {
         setsid_orphans: 0,
         sigstop_self: false,
         close_stdout: false,
+        hog: None,
         flood: None,
         line_len: 80,
         report_fds: false,
@@ -265,6 +269,7 @@ fn parse_args() -> Opts {
             "--setsid-orphans" => o.setsid_orphans = num(f, &val()),
             "--sigstop-self" => o.sigstop_self = true,
             "--close-stdout" => o.close_stdout = true,
+            "--hog" => o.hog = Some(num(f, &val())),
             "--flood" => o.flood = Some(num(f, &val())),
             "--line-len" => o.line_len = num(f, &val()),
             "--report-fds" => o.report_fds = true,
@@ -892,6 +897,14 @@ fn main() {
         close(1);
         close(2);
         event(&o.events, &format!("CLOSED {} {}", o.name, me));
+    }
+    let mut _hog: Vec<Vec<u8>> = Vec::new();
+    if let Some(mib) = o.hog {
+        event(&o.events, &format!("HOG {} {} {}", o.name, me, mib));
+        for _ in 0..mib {
+            // Non-zero bytes: every page is really touched (no zero-page sharing).
+            _hog.push(vec![1u8; 1 << 20]);
+        }
     }
     if o.sigstop_self {
         event(&o.events, &format!("STOPSELF {} {}", o.name, me));
