@@ -200,12 +200,8 @@ fn spawn_failures_later_are_counted_and_retried() {
         ),
         (
             "execute permission removed",
-            Box::new(move || {
-                fs::set_permissions(&b3, fs::Permissions::from_mode(0o644)).unwrap()
-            }),
-            Box::new(move || {
-                fs::set_permissions(&b4, fs::Permissions::from_mode(0o755)).unwrap()
-            }),
+            Box::new(move || fs::set_permissions(&b3, fs::Permissions::from_mode(0o644)).unwrap()),
+            Box::new(move || fs::set_permissions(&b4, fs::Permissions::from_mode(0o755)).unwrap()),
             "cannot be executed",
         ),
         (
@@ -302,7 +298,11 @@ fn descriptor_limit_at_boot_is_a_clean_failure() {
         outcomes.push((n, code));
     }
     eprintln!("[nofile at boot] (limit, exit code): {outcomes:?}");
-    assert_eq!(outcomes.last().map(|o| o.1), Some(0), "16 descriptors suffice");
+    assert_eq!(
+        outcomes.last().map(|o| o.1),
+        Some(0),
+        "16 descriptors suffice"
+    );
     assert!(
         outcomes.iter().any(|o| o.1 == 69),
         "a spawn that runs out of descriptors exits 69: {outcomes:?}"
@@ -354,7 +354,10 @@ fn descriptor_limit_later_is_a_counted_failed_restart() {
     });
     let st = status_json_of(&socket);
     let restarts = status_node(&st, "w")["restarts"].as_u64().unwrap();
-    assert!(restarts >= 3, "the kill and the failed attempts count: {st}");
+    assert!(
+        restarts >= 3,
+        "the kill and the failed attempts count: {st}"
+    );
     stop_clean(&mut d);
 }
 
@@ -425,7 +428,10 @@ impl Cgroup {
             let rel = own.lines().find_map(|l| {
                 let mut f = l.splitn(3, ':');
                 let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
-                ctrls.split(',').any(|c| c == controller).then(|| path.to_string())
+                ctrls
+                    .split(',')
+                    .any(|c| c == controller)
+                    .then(|| path.to_string())
             })?;
             (v1, rel)
         } else {
@@ -438,10 +444,9 @@ impl Cgroup {
             let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?.to_string();
             (unified.to_path_buf(), rel)
         };
-        let path = base.join(rel.trim_start_matches('/')).join(format!(
-            "vigil-test-{}-{test}",
-            std::process::id()
-        ));
+        let path = base
+            .join(rel.trim_start_matches('/'))
+            .join(format!("vigil-test-{}-{test}", std::process::id()));
         match fs::create_dir(&path) {
             Ok(()) => Some(Cgroup { path }),
             Err(e) => {
@@ -565,7 +570,10 @@ fn process_limit_later_is_a_counted_failed_restart() {
         e.count("START", "w") == 2
     });
     let st = status_json_of(&socket);
-    assert!(status_node(&st, "w")["restarts"].as_u64().unwrap() >= 3, "{st}");
+    assert!(
+        status_node(&st, "w")["restarts"].as_u64().unwrap() >= 3,
+        "{st}"
+    );
     stop_clean(&mut d);
 }
 
@@ -651,7 +659,12 @@ fn children_that_sigstop_themselves() {
     let dir = TestDir::new();
     let toml = format!(
         "children = [\"plain\", \"catcher\"]\n{}{}",
-        process(&dir, "plain", &["--sigstop-self"], "shutdown = \"infinity\""),
+        process(
+            &dir,
+            "plain",
+            &["--sigstop-self"],
+            "shutdown = \"infinity\""
+        ),
         process(
             &dir,
             "catcher",
@@ -702,7 +715,12 @@ fn setsid_orphans_are_adopted_and_swept() {
     let dir = TestDir::new();
     let toml = format!(
         "intensity = 100\nperiod = \"60s\"\nchildren = [\"esc\"]\n{}",
-        process(&dir, "esc", &["--setsid-orphans", "2"], "backoff = \"none\"")
+        process(
+            &dir,
+            "esc",
+            &["--setsid-orphans", "2"],
+            "backoff = \"none\""
+        )
     );
     let mut d = run_tree(&dir, &toml);
     let vigil_pid = d.pid();
@@ -834,7 +852,9 @@ fn children_exiting_during_shutdown_are_not_restarted() {
     // While vigil waits for `slow`, the other two end by themselves.
     kill(ev.starts("early1")[0], libc::SIGKILL);
     kill(ev.starts("early2")[0], libc::SIGTERM);
-    dir.wait_events("early2 to exit", TIMEOUT, |e| e.count("EXIT", "early2") == 1);
+    dir.wait_events("early2 to exit", TIMEOUT, |e| {
+        e.count("EXIT", "early2") == 1
+    });
     wait_for("early1 to be reaped", TIMEOUT, || {
         (!is_alive(ev.starts("early1")[0])).then_some(())
     });
@@ -890,7 +910,11 @@ fn child_flooding_an_unread_stdout_does_not_stall_vigil() {
     d.wait_for("crash restarts to go on", LONG, || {
         (restarts(&status_json_of(&socket)) >= first + 50).then_some(())
     });
-    assert_eq!(dir.read_events().count("FLOOD", "flood"), 0, "still blocked");
+    assert_eq!(
+        dir.read_events().count("FLOOD", "flood"),
+        0,
+        "still blocked"
+    );
     stop_clean(&mut d);
     drop(reader);
 }
@@ -1030,7 +1054,10 @@ fn signal_storm_during_a_restart_storm() {
          {scheduled} restarts scheduled by vigil"
     );
     assert!(hups >= 1 && usr1 >= 1);
-    assert!(exits == starts || exits + 1 == starts, "{starts} vs {exits}");
+    assert!(
+        exits == starts || exits + 1 == starts,
+        "{starts} vs {exits}"
+    );
     // Each exit before the stop scheduled a restart that started (backoff none); an exit
     // just before the stop may have scheduled one the stop then cancelled.
     assert!(

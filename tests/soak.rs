@@ -79,7 +79,10 @@ fn stop_clean(d: &mut Daemon, timeout: Duration) {
         .into_iter()
         .filter(|&p| is_alive(p))
         .collect();
-    assert!(left.is_empty(), "processes left after vigil exited: {left:?}");
+    assert!(
+        left.is_empty(),
+        "processes left after vigil exited: {left:?}"
+    );
 }
 
 /// The last lines of a (possibly huge) log, for failure messages.
@@ -241,7 +244,9 @@ fn stop_start_soak_keeps_vigil_flat() {
     let pid = d.pid();
     let socket = d.socket().to_path_buf();
     let big = Duration::from_secs(30 + children as u64 / 10);
-    d.wait_for("the control socket", TIMEOUT, || socket.exists().then_some(()));
+    d.wait_for("the control socket", TIMEOUT, || {
+        socket.exists().then_some(())
+    });
     let base = connected_unix_sockets(pid);
     d.wait_for("the tree to be ready", big, || {
         (vigil_client(&socket, &["wait-ready", "--timeout", "1s"]).0 == 0).then_some(())
