@@ -858,7 +858,12 @@ fn children_exiting_during_shutdown_are_not_restarted() {
     wait_for("early1 to be reaped", TIMEOUT, || {
         (!is_alive(ev.starts("early1")[0])).then_some(())
     });
-    wait_log(&d, "child=early1", TIMEOUT);
+    d.wait_for("vigil to see early1's death", TIMEOUT, || {
+        log(&d)
+            .lines()
+            .any(|l| l.contains("child=early1 pid=") && l.contains("killed by SIGKILL"))
+            .then_some(())
+    });
     // Then `slow` is let go: SIGKILL it too (its grace is infinite).
     kill(ev.starts("slow")[0], libc::SIGKILL);
     assert_eq!(d.wait_exit(LONG), 0, "{}", log(&d));

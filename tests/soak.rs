@@ -279,10 +279,14 @@ fn stop_start_soak_keeps_vigil_flat() {
             peak.threads = peak.threads.max(u.threads);
         }
         if cycles >= 10 && (cycle + 1) % (cycles / 10) == 0 {
+            let u = quiet_usage(pid, base);
             eprintln!(
-                "[stop_start_soak] {} cycles in {:.1?}",
+                "[stop_start_soak] {} cycles in {:.1?}: VmRSS {} KiB, fds {}, threads {}",
                 cycle + 1,
-                t0.elapsed()
+                t0.elapsed(),
+                u.rss_kb,
+                u.fds,
+                u.threads
             );
         }
     }
