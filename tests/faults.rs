@@ -823,6 +823,9 @@ fn children_closing_or_keeping_stdout() {
     assert!(is_alive(ev.starts("closer")[0]), "closer runs on");
     stop_clean(&mut d);
     assert!(!is_alive(grandchild));
+    wait_for("EOF on vigil's stdout", TIMEOUT, || {
+        reading.is_finished().then_some(())
+    });
     let bytes = reading.join().unwrap();
     assert!(bytes >= 1000, "keeper's output arrived: {bytes} bytes");
 }
