@@ -59,7 +59,11 @@ fn init_logging(format: LogFormat) {
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false);
+        .with_target(false)
+        // A log line that cannot be written (stderr's reader is gone: EPIPE) is lost, and
+        // that is all: tracing-subscriber would otherwise report it with `eprintln!`,
+        // which panics on the same broken stderr and would take the supervisor down.
+        .log_internal_errors(false);
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Human => registry.with(layer).init(),

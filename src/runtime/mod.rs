@@ -271,6 +271,15 @@ impl Loop {
                 if let Err(e) = crate::sys::killpg(pid, signal) {
                     debug!(child = %name, pid, "signal not delivered: {e}");
                 }
+                // A stop signal reaches a stopped (SIGSTOP, SIGTSTP) process only once it
+                // continues: SIGCONT after it, as systemd does, so a child that stopped
+                // itself ends in its grace instead of waiting out all of it (or for ever).
+                if signal != Signal::KILL
+                    && signal != signals::CONT
+                    && self.engine.view(node).state == "stopping"
+                {
+                    let _ = crate::sys::killpg(pid, signals::CONT);
+                }
             }
             Action::Ready => {
                 info!("all children started");

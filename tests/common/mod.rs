@@ -891,3 +891,151 @@ pub fn vigil_for_any_uid() -> PathBuf {
     })
     .clone()
 }
+
+// ----- reliability suite (tests/soak.rs, tests/faults.rs) -----
+
+/// The vigil binary the reliability tests run: `$VIGIL_BIN` when set (e.g. a release
+/// build for the full-size soak), else the one cargo built with the tests.
+pub fn vigil_bin() -> PathBuf {
+    std::env::var_os("VIGIL_BIN")
+        .filter(|v| !v.is_empty())
+        .map_or_else(vigil, PathBuf::from)
+}
+
+/// A size from the environment variable `var`, or `default` (the CI-short size).
+pub fn env_size(var: &str, default: u64) -> u64 {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .replace('_', "")
+            .parse()
+            .unwrap_or_else(|_| panic!("{var}={v}: not a whole number")),
+        _ => default,
+    }
+}
+
+/// What `/proc` says about one process's resources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcUsage {
+    /// `VmRSS` in KiB.
+    pub rss_kb: u64,
+    /// `VmHWM` (peak RSS) in KiB.
+    pub hwm_kb: u64,
+    /// Entries in `/proc/<pid>/fd`.
+    pub fds: usize,
+    /// `Threads`.
+    pub threads: u64,
+}
+
+/// `pid`'s RSS, peak RSS, open descriptors and threads, or `None` if it is gone.
+pub fn proc_usage(pid: i32) -> Option<ProcUsage> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |key: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let fds = fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+    Some(ProcUsage {
+        rss_kb: field("VmRSS:")?,
+        hwm_kb: field("VmHWM:")?,
+        fds,
+        threads: field("Threads:")?,
+    })
+}
+
+/// Runs the client verb `vigil ARGS` (the binary of [`vigil_bin`]) against `socket`:
+/// `(exit code, stdout, stderr)`.
+pub fn vigil_client(socket: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(vigil_bin())
+        .args(args)
+        .env("VIGIL_SOCKET", socket)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the vigil client");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `vigil status --json` of the vigil listening on `socket`, parsed.
+pub fn status_json_of(socket: &Path) -> serde_json::Value {
+    let (code, out, err) = vigil_client(socket, &["status", "--json"]);
+    assert_eq!(code, 0, "vigil status --json: exit {code}: {err}");
+    serde_json::from_str(&out).expect("status --json is JSON")
+}
+
+/// The node called `name` in a JSON status (`{"tree": {...}}`).
+pub fn status_node<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    fn find<'a>(n: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+        if n["name"] == name {
+            return Some(n);
+        }
+        n["children"].as_array()?.iter().find_map(|c| find(c, name))
+    }
+    find(&status["tree"], name).unwrap_or_else(|| panic!("{name} not in status {status}"))
+}
+
+/// Counts lines of the events file `path` by kind and name without keeping them (for
+/// files of millions of lines): `(kind, name) -> count`.
+pub fn count_events(path: &Path) -> std::collections::HashMap<(String, String), u64> {
+    let text = fs::read(path).unwrap_or_default();
+    let mut m = std::collections::HashMap::new();
+    for line in text.split(|&b| b == b'\n') {
+        let mut f = line.split(|&b| b == b' ');
+        if let (Some(k), Some(n)) = (f.next(), f.next()) {
+            *m.entry((
+                String::from_utf8_lossy(k).into_owned(),
+                String::from_utf8_lossy(n).into_owned(),
+            ))
+            .or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+/// How many of `pid`'s descriptors are connected unix stream sockets (control-socket
+/// clients being served, in vigil's case): `/proc/<pid>/fd` against `/proc/net/unix`.
+pub fn connected_unix_sockets(pid: i32) -> usize {
+    let table = fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    // Num RefCount Protocol Flags Type St Inode [Path]; Type 0001 = stream, St 03 = connected.
+    let connected: std::collections::HashSet<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 7 && f[4] == "0001" && f[5] == "03").then(|| f[6].to_string())
+        })
+        .collect();
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    dir.filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|t| {
+            let t = t.to_string_lossy().into_owned();
+            Some(t.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .filter(|inode| connected.contains(inode))
+        .count()
+}
+
+/// [`proc_usage`] once `pid` serves no control-socket client (a client that has just
+/// exited may still be held for a moment while vigil closes its side). `base` is
+/// [`connected_unix_sockets`] of `pid` before any client connected (tokio's own signal
+/// socket pair counts there).
+pub fn quiet_usage(pid: i32, base: usize) -> ProcUsage {
+    wait_for("vigil to close its client connections", TIMEOUT, || {
+        if connected_unix_sockets(pid) > base {
+            return None;
+        }
+        let u = proc_usage(pid)?;
+        (connected_unix_sockets(pid) <= base).then_some(u)
+    })
+}

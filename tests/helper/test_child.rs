@@ -38,6 +38,11 @@
 //! FORKKILL <name> <pid> <n> <t_ms>                     (--fork-kill-loop done)
 //! PRINTED <name> <pid> <t_ms>                          (--print/--print-err written)
 //! LATE <name> <pid> <t_ms>                             (--late-line grandchild wrote its line)
+//! ESCAPED <name> <pid> <pgid> <sid> <t_ms>             (--setsid-orphans: one per orphan)
+//! STOPSELF <name> <pid> <t_ms>                         (--sigstop-self, just before SIGSTOP)
+//! CONTINUED <name> <pid> <t_ms>                        (--sigstop-self, after SIGCONT)
+//! CLOSED <name> <pid> <t_ms>                           (--close-stdout done)
+//! HOG <name> <pid> <mib> <t_ms>                        (--hog: before allocating)
 //! ```
 //!
 //! The reports (`FDS`, `SIGSTATE`, `CWD`, `IDS`) describe the state inherited from the
@@ -73,6 +78,11 @@ vigil-test-child: a test-only child program for vigil's integration tests.
   --setsid-grandchild MS|forever  grandchild in its own session, holding stdout/stderr, sleeps MS
   --group-grandchild          grandchild in this process group, sleeps forever
   --fork-kill-loop N          N times: fork, SIGKILL, reap a grandchild
+  --setsid-orphans N          double-fork N orphans that setsid() away from this group
+                              and session, then sleep forever (default dispositions)
+  --sigstop-self              after START, raise SIGSTOP (stays stopped until SIGCONT)
+  --close-stdout              after START, close descriptors 1 and 2
+  --hog MIB                   after START, allocate and touch MIB MiB of memory, keep it
   --flood BYTES               write at least BYTES of numbered lines to stdout
   --line-len L                flood line length including newline (default: 80)
   --flood-fd N                flood to fd N instead of 1 (2: stderr)
@@ -123,6 +133,10 @@ struct Opts {
     setsid_grandchild: Option<Option<u64>>,
     group_grandchild: bool,
     fork_kill_loop: u32,
+    setsid_orphans: u32,
+    sigstop_self: bool,
+    close_stdout: bool,
+    hog: Option<usize>,
     flood: Option<u64>,
     line_len: usize,
     flood_fd: RawFd,
@@ -215,6 +229,10 @@ fn parse_args() -> Opts {
         setsid_grandchild: None,
         group_grandchild: false,
         fork_kill_loop: 0,
+        setsid_orphans: 0,
+        sigstop_self: false,
+        close_stdout: false,
+        hog: None,
         flood: None,
         line_len: 80,
         flood_fd: 1,
@@ -263,6 +281,10 @@ fn parse_args() -> Opts {
             }
             "--group-grandchild" => o.group_grandchild = true,
             "--fork-kill-loop" => o.fork_kill_loop = num(f, &val()),
+            "--setsid-orphans" => o.setsid_orphans = num(f, &val()),
+            "--sigstop-self" => o.sigstop_self = true,
+            "--close-stdout" => o.close_stdout = true,
+            "--hog" => o.hog = Some(num(f, &val())),
             "--flood" => o.flood = Some(num(f, &val())),
             "--line-len" => o.line_len = num(f, &val()),
             "--flood-fd" => o.flood_fd = num(f, &val()),
@@ -778,6 +800,34 @@ fn late_line(o: &Opts, text: &[u8]) {
     // The write end `w` stays open until this process exits.
 }
 
+/// Double fork: the intermediate forks an orphan that leaves this process group and
+/// session with `setsid()`, then exits; the orphan lives on under the nearest subreaper
+/// until it is killed. The intermediate is reaped here, after the orphan's ESCAPED event.
+fn spawn_setsid_orphan(o: &Opts) {
+    let (r, w) = pipe();
+    let mid = fork();
+    if mid == 0 {
+        reset_signals_in_grandchild();
+        close(r);
+        if fork() == 0 {
+            // SAFETY: setsid has no memory-safety preconditions.
+            let sid = unsafe { libc::setsid() };
+            event(
+                &o.events,
+                &format!("ESCAPED {} {} {} {}", o.name, pid(), getpgrp(), sid),
+            );
+            close(w);
+            sleep_forever();
+        }
+        // SAFETY: _exit in a forked child; its copy of `w` closes.
+        unsafe { libc::_exit(0) }
+    }
+    close(w);
+    read_until_eof(r);
+    close(r);
+    reap(mid);
+}
+
 fn flood(o: &Opts, bytes: u64) {
     // SAFETY: borrows fd 1 or 2 for the length of the flood; ManuallyDrop never closes it.
     let file = std::mem::ManuallyDrop::new(unsafe {
@@ -955,8 +1005,30 @@ fn main() {
     if o.fork_kill_loop > 0 {
         fork_kill_loop(&o);
     }
+    for _ in 0..o.setsid_orphans {
+        spawn_setsid_orphan(&o);
+    }
     if let Some(bytes) = o.flood {
         flood(&o, bytes);
+    }
+    if o.close_stdout {
+        close(1);
+        close(2);
+        event(&o.events, &format!("CLOSED {} {}", o.name, me));
+    }
+    let mut _hog: Vec<Vec<u8>> = Vec::new();
+    if let Some(mib) = o.hog {
+        event(&o.events, &format!("HOG {} {} {}", o.name, me, mib));
+        for _ in 0..mib {
+            // Non-zero bytes: every page is really touched (no zero-page sharing).
+            _hog.push(vec![1u8; 1 << 20]);
+        }
+    }
+    if o.sigstop_self {
+        event(&o.events, &format!("STOPSELF {} {}", o.name, me));
+        // SAFETY: raise(3) with a valid signal number; SIGSTOP cannot be caught.
+        unsafe { libc::raise(libc::SIGSTOP) };
+        event(&o.events, &format!("CONTINUED {} {}", o.name, me));
     }
     if let Some(text) = &o.print {
         write_fd(1, text);
