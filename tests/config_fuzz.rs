@@ -1,5 +1,5 @@
 //! Property-based fuzzing of the config parser and validator on the stable toolchain
-//! (the coverage-guided fuzzer is `fuzz/`, see docs/reliability-fuzz-notes.md).
+//! (the coverage-guided fuzzer is `fuzz/`, see RELIABILITY.md).
 //!
 //! Generates TOML documents shaped like vigil configs: tables `[process.X]`,
 //! `[supervisor.X]`, their sub-tables and `[control]`/`[http]`, with known and random

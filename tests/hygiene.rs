@@ -9,7 +9,7 @@
 //!   tmpfs, where the test may mount) and removed while it runs;
 //! - no child is left running after vigil exits: by SIGTERM, by giving up (75), and when
 //!   vigil itself is SIGKILLed as an ordinary process (the parent-death signal; see
-//!   docs/reliability-fuzz-notes.md), for `vigil run` and `vigil exec`.
+//!   RELIABILITY.md), for `vigil run` and `vigil exec`.
 //!
 //! The children are `/usr/bin/sleep` (a C program that changes no signal disposition and
 //! opens nothing), so what `/proc` shows is what vigil handed over.
