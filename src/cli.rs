@@ -21,7 +21,8 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
     pub log_format: LogFormat,
 
-    /// The control socket, for `run` and the client verbs (default: [control] socket, else
+    /// The control socket, for `run` and the client verbs (default: the [control] socket of
+    /// the config (for the client verbs: of $VIGIL_CONFIG, else /etc/vigil/vigil.toml), else
     /// /run/vigil/control.sock as root, else $XDG_RUNTIME_DIR/vigil/control.sock).
     #[arg(long, global = true, env = "VIGIL_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,

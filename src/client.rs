@@ -10,7 +10,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::control::protocol::{self, ErrorKind, Request, Response};
@@ -19,13 +19,13 @@ use crate::exit;
 /// The largest answer read (a status of a very large tree fits easily).
 const MAX_RESPONSE: u64 = 64 * 1024 * 1024;
 
-/// Sends `request` to the vigil listening on `socket` (default: the default path);
+/// Sends `request` to the vigil listening on `socket` (default: see [`socket_path`]);
 /// prints the answer; returns the exit code. `json`: print a status as JSON.
 ///
 /// `wait-ready` also waits for vigil to come up: while nothing listens on the socket it
 /// tries again every 50 ms until its timeout, so `vigil run & vigil wait-ready` works.
 pub fn client_main(socket: Option<&Path>, request: Request, json: bool) -> u8 {
-    let path = socket.map_or_else(crate::control::default_socket, Path::to_path_buf);
+    let path = socket_path(socket);
     if let Request::Signal { signal, .. } = &request
         && crate::spec::Signal::parse(signal).is_none()
     {
@@ -66,6 +66,23 @@ pub fn client_main(socket: Option<&Path>, request: Request, json: bool) -> u8 {
     }
 }
 
+/// Where a client connects, as `supervisorctl` finds its daemon: `--socket` (or
+/// `$VIGIL_SOCKET`); else the `[control] socket` of the tree `vigil run` would read with
+/// no argument (`$VIGIL_CONFIG`, else `/etc/vigil/vigil.toml`) when it names one; else the
+/// default path of [`crate::control::default_socket`]. A config that is missing or
+/// invalid is passed over: the client's business is the socket, not the tree.
+pub fn socket_path(flag: Option<&Path>) -> PathBuf {
+    if let Some(path) = flag {
+        return path.to_path_buf();
+    }
+    let config = crate::cli::config_path(None);
+    std::fs::read_to_string(&config)
+        .ok()
+        .and_then(|source| crate::config::parse(&source, &config).ok())
+        .and_then(|loaded| loaded.tree.ops.control_socket)
+        .unwrap_or_else(crate::control::default_socket)
+}
+
 fn connect(path: &Path) -> Result<UnixStream, (u8, String)> {
     UnixStream::connect(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::PermissionDenied => (
@@ -80,7 +97,7 @@ fn connect(path: &Path) -> Result<UnixStream, (u8, String)> {
             exit::NO_DAEMON,
             format!(
                 "no vigil is listening on {} ({e}); is `vigil run` running? point --socket or \
-                 VIGIL_SOCKET at its socket",
+                 VIGIL_SOCKET at its socket, or VIGIL_CONFIG at its config",
                 path.display()
             ),
         ),

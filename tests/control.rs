@@ -308,6 +308,45 @@ fn stale_socket_replaced_live_one_refused() {
     ok(&sock, &["status"]);
 }
 
+/// Like `supervisorctl` with `supervisord.conf`, a client without `--socket` or
+/// `$VIGIL_SOCKET` connects to the `[control] socket` of `$VIGIL_CONFIG`; an invalid
+/// config there is passed over for the default path.
+#[test]
+fn client_finds_the_socket_in_the_config() {
+    let dir = TestDir::new();
+    let sock = dir.join("from-config.sock");
+    let toml =
+        tree(&dir, "") + &format!("\n[control]\nsocket = {:?}\n", sock.display().to_string());
+    let path = dir.write("vigil.toml", &toml);
+    let d = vigil_in(&dir)
+        .env_remove("VIGIL_SOCKET")
+        .arg("run")
+        .arg(&path)
+        .spawn();
+    wait_started(&dir, &["a", "b", "c"]);
+    wait_logged(&d, "started", &["a", "b", "c"]);
+    let by_config = |config: &Path| {
+        decode(
+            Command::new(vigil())
+                .arg("status")
+                .env("VIGIL_CONFIG", config)
+                .env_remove("VIGIL_SOCKET")
+                .env_remove("RUST_LOG")
+                .output()
+                .expect("run the vigil client"),
+        )
+    };
+    let (code, out, err) = by_config(&path);
+    assert_eq!(code, 0, "{err}\n{}", log(&d));
+    assert!(out.contains("app"), "{out}");
+
+    let invalid = dir.write("invalid.toml", &format!("{toml}\nbogus = 1\n"));
+    let (code, _, err) = by_config(&invalid);
+    if code != 0 {
+        assert!(!err.contains("from-config.sock"), "{err}");
+    }
+}
+
 #[test]
 fn control_disabled() {
     let dir = TestDir::new();
