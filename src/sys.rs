@@ -23,6 +23,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 use crate::spec::{ExitStatus, Signal};
 use nix::errno::Errno;
@@ -404,50 +405,127 @@ fn pass_fd(from: RawFd, to: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-/// A registration made by [`register_signal_pipe`]; pass it to [`unregister_signal`].
-pub type SigId = signal_hook_registry::SigId;
+/// Signals no handler may be installed for: KILL and STOP cannot be caught, and ILL, FPE
+/// and SEGV report a fault in vigil itself (a handler that returns would run the faulting
+/// instruction again).
+const FORBIDDEN_SIGNALS: [i32; 5] = [
+    libc::SIGKILL,
+    libc::SIGSTOP,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGSEGV,
+];
 
-/// Signals that signal-hook-registry (and the kernel, for KILL and STOP) refuse handlers for.
+/// Whether `sig` refuses a handler (see [`register_signal_pipe`]).
 pub fn is_forbidden_signal(sig: Signal) -> bool {
-    signal_hook_registry::FORBIDDEN.contains(&sig.0)
+    FORBIDDEN_SIGNALS.contains(&sig.0)
+}
+
+/// What the signal handler reads: by signal number, the write end of the pipe to write
+/// the number to, or -1 (the handler is installed but nobody listens: ignore).
+static SIGNAL_PIPES: [AtomicI32; MAX_SIGNAL as usize + 1] =
+    [const { AtomicI32::new(-1) }; MAX_SIGNAL as usize + 1];
+
+/// The process that registered the handlers. A forked child runs them too until its
+/// dispositions are reset before `exec`; it must not write to vigil's pipe.
+static SIGNAL_OWNER: AtomicI32 = AtomicI32::new(0);
+
+/// Handlers running right now, on any thread. [`unregister_signal`] waits for this to be
+/// zero, so that the caller may close the pipe without a handler writing to the closed
+/// (or, worse, reused) descriptor.
+static HANDLERS_RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// The one handler behind [`register_signal_pipe`]: writes the signal's number as one
+/// byte to its pipe. Only atomics, `getpid` and `write`, all async-signal-safe; `errno`
+/// is restored for the interrupted code.
+extern "C" fn on_signal(sig: libc::c_int) {
+    // SAFETY: __errno_location returns this thread's errno, valid for the thread's life.
+    let errno = unsafe { *libc::__errno_location() };
+    HANDLERS_RUNNING.fetch_add(1, Ordering::SeqCst);
+    let fd = usize::try_from(sig)
+        .ok()
+        .and_then(|i| SIGNAL_PIPES.get(i))
+        .map_or(-1, |slot| slot.load(Ordering::SeqCst));
+    // SAFETY: getpid cannot fail and is async-signal-safe.
+    if fd >= 0 && unsafe { libc::getpid() } == SIGNAL_OWNER.load(Ordering::SeqCst) {
+        let byte = sig as u8;
+        // SAFETY: write is async-signal-safe; `byte` lives on this frame; `fd` stays open
+        // until `HANDLERS_RUNNING` drops to zero after its slot was cleared. A full pipe
+        // drops the byte (signals coalesce anyway).
+        let _ = unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
+    }
+    HANDLERS_RUNNING.fetch_sub(1, Ordering::SeqCst);
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
 }
 
 /// Installs a handler for `sig` that writes the signal number as one byte to `pipe`
 /// (the write end of a non-blocking pipe), to be read by an async task.
 ///
-/// The handler only calls `getpid` and `write`, both async-signal-safe; a full pipe drops
-/// the byte (signals coalesce anyway). It does nothing in a forked child that has not yet
-/// exec'd, so a signal meant for a freshly forked child never shows up as vigil's own.
-/// Handlers chain: tokio's own signal handling keeps working. `pipe` must stay open
-/// until [`unregister_signal`] has been called.
-pub fn register_signal_pipe(sig: Signal, pipe: BorrowedFd<'_>) -> io::Result<SigId> {
-    if is_forbidden_signal(sig) || !(1..=MAX_SIGNAL).contains(&sig.0) {
+/// One plain `sigaction` per signal (no registry, no handler chains: nothing else in
+/// vigil installs signal handlers), with `SA_RESTART` and an empty handler mask. It does
+/// nothing in a forked child that has not yet exec'd, so a signal meant for a freshly
+/// forked child never shows up as vigil's own. One pipe per signal: a signal that
+/// already has one is refused. `pipe` must stay open until [`unregister_signal`] has
+/// returned.
+pub fn register_signal_pipe(sig: Signal, pipe: BorrowedFd<'_>) -> io::Result<()> {
+    let slot = usize::try_from(sig.0)
+        .ok()
+        .filter(|_| sig.0 >= 1 && !is_forbidden_signal(sig))
+        .and_then(|i| SIGNAL_PIPES.get(i))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot handle {sig}: the kernel forbids a handler for it"),
+            )
+        })?;
+    // SAFETY: getpid cannot fail.
+    SIGNAL_OWNER.store(unsafe { libc::getpid() }, Ordering::SeqCst);
+    if slot
+        .compare_exchange(-1, pipe.as_raw_fd(), Ordering::SeqCst, Ordering::SeqCst)
+        .is_err()
+    {
         return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("cannot handle {sig}: the kernel or signal-hook-registry forbids a handler"),
+            io::ErrorKind::AlreadyExists,
+            format!("{sig} already has a handler"),
         ));
     }
-    let fd = pipe.as_raw_fd();
-    let byte = sig.0 as u8;
-    // SAFETY: getpid is async-signal-safe and cannot fail.
-    let owner = unsafe { libc::getpid() };
-    let action = move || {
-        // SAFETY: getpid and write are async-signal-safe; `byte` lives on this stack frame
-        // and `fd` stays open while the handler is registered (caller's contract).
-        unsafe {
-            if libc::getpid() == owner {
-                let _ = libc::write(fd, (&byte as *const u8).cast(), 1);
-            }
-        }
+    // SAFETY: an all-zero sigaction is valid (empty mask, no flags); the fields are set
+    // below. `on_signal` is async-signal-safe (see there) and has the signature the
+    // kernel calls without SA_SIGINFO; the old action is not requested.
+    let installed = unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(sig.0, &action, std::ptr::null_mut())
     };
-    // SAFETY: `action` is async-signal-safe (see above) and the signal is not forbidden.
-    unsafe { signal_hook_registry::register(sig.0, action) }
+    if installed != 0 {
+        let e = io::Error::last_os_error();
+        slot.store(-1, Ordering::SeqCst);
+        return Err(io::Error::new(
+            e.kind(),
+            format!("cannot handle {sig}: {e}"),
+        ));
+    }
+    Ok(())
 }
 
-/// Removes a handler installed by [`register_signal_pipe`]. The process-level handler stays
-/// installed (signal-hook-registry never uninstalls), so the signal is then ignored by vigil.
-pub fn unregister_signal(id: SigId) {
-    signal_hook_registry::unregister(id);
+/// Detaches `sig` from its pipe and waits until no handler is running, after which the
+/// pipe may be closed. The handler stays installed, so vigil then ignores the signal
+/// (for PID 1 as for any process; its default action would often be to end vigil).
+pub fn unregister_signal(sig: Signal) {
+    if let Some(slot) = usize::try_from(sig.0)
+        .ok()
+        .and_then(|i| SIGNAL_PIPES.get(i))
+    {
+        slot.store(-1, Ordering::SeqCst);
+    }
+    // A handler that read the old descriptor has counted itself in before (SeqCst), so
+    // this sees it until it is done. Handlers are a few instructions and never block.
+    while HANDLERS_RUNNING.load(Ordering::SeqCst) != 0 {
+        std::hint::spin_loop();
+    }
 }
 
 /// `waitid(P_ALL | P_PID, WEXITED | WNOHANG | __WALL [| WNOWAIT])`: the raw wait call

@@ -1,7 +1,7 @@
 //! Signals as an async stream for vigil's single-threaded event loop.
 //!
-//! [`Signals`] installs one handler per requested signal (through signal-hook-registry,
-//! so handlers chain with tokio's own). The handler writes the signal number as one byte
+//! [`Signals`] installs one handler per requested signal (a plain `sigaction`, see
+//! [`sys::register_signal_pipe`]; one `Signals` per signal at a time). The handler writes the signal number as one byte
 //! to a non-blocking self-pipe; [`Signals::recv`] reads that pipe through tokio's reactor.
 //! Nothing polls: the loop sleeps until a byte arrives. Order between different signals
 //! is kept; repeats of one signal may coalesce, as the kernel coalesces them anyway
@@ -97,7 +97,8 @@ pub struct Signals {
     reader: Option<pipe::Receiver>,
     /// The write end the handlers write to. Declared after `ids` is unregistered in `Drop`.
     write: OwnedFd,
-    ids: Vec<sys::SigId>,
+    /// The signals this value registered (and must unregister).
+    registered: Vec<Signal>,
     /// Signals read from the pipe but not yet returned.
     pending: VecDeque<Signal>,
 }
@@ -105,9 +106,9 @@ pub struct Signals {
 impl Signals {
     /// Installs handlers for `signals` (duplicates are ignored).
     ///
-    /// Fails if the pipe cannot be created or a signal refuses a handler (SIGKILL,
-    /// SIGSTOP, SIGILL, SIGFPE, SIGSEGV, or a number outside 1..=64); nothing stays
-    /// installed then. Needs no runtime: the pipe joins tokio's reactor on the first
+    /// Fails if the pipe cannot be created, a signal refuses a handler (SIGKILL,
+    /// SIGSTOP, SIGILL, SIGFPE, SIGSEGV, or a number outside 1..=64) or another live
+    /// `Signals` has it; nothing stays registered then. Needs no runtime: the pipe joins tokio's reactor on the first
     /// [`Signals::recv`].
     pub fn new(signals: &[Signal]) -> io::Result<Signals> {
         let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
@@ -116,18 +117,16 @@ impl Signals {
             read: Some(read),
             reader: None,
             write,
-            ids: Vec::with_capacity(signals.len()),
+            registered: Vec::with_capacity(signals.len()),
             pending: VecDeque::new(),
         };
-        let mut seen = Vec::with_capacity(signals.len());
         for &sig in signals {
-            if seen.contains(&sig) {
+            if this.registered.contains(&sig) {
                 continue;
             }
-            seen.push(sig);
             // On error `this` is dropped, which unregisters what was installed so far.
-            let id = sys::register_signal_pipe(sig, std::os::fd::AsFd::as_fd(&this.write))?;
-            this.ids.push(id);
+            sys::register_signal_pipe(sig, std::os::fd::AsFd::as_fd(&this.write))?;
+            this.registered.push(sig);
         }
         Ok(this)
     }
@@ -204,8 +203,8 @@ impl Signals {
 impl Drop for Signals {
     fn drop(&mut self) {
         // Unregister before the write end closes (fields drop after this).
-        for id in self.ids.drain(..) {
-            sys::unregister_signal(id);
+        for sig in self.registered.drain(..) {
+            sys::unregister_signal(sig);
         }
     }
 }
@@ -213,7 +212,7 @@ impl Drop for Signals {
 impl std::fmt::Debug for Signals {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Signals")
-            .field("handlers", &self.ids.len())
+            .field("handlers", &self.registered.len())
             .field("pending", &self.pending)
             .finish()
     }
@@ -264,6 +263,42 @@ mod tests {
         assert!(err.to_string().contains("SIGKILL"), "{err}");
         assert!(Signals::new(&[Signal(0)]).is_err());
         assert!(Signals::new(&[Signal(65)]).is_err());
+    }
+
+    /// A real-time signal nothing else in this test binary uses.
+    fn test_signal() -> Signal {
+        Signal(libc::SIGRTMIN() + 7)
+    }
+
+    /// Waits (up to 10 s) until `signals` has read something.
+    fn recv_blocking(signals: &mut Signals) -> Option<Signal> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Some(sig) = signals.try_recv() {
+                return Some(sig);
+            }
+            std::thread::yield_now();
+        }
+        None
+    }
+
+    #[test]
+    fn one_signals_per_signal_released_on_drop_then_ignored() {
+        let rt = test_signal();
+        let me = std::process::id() as sys::Pid;
+        let first = Signals::new(&[rt]).unwrap();
+        let err = Signals::new(&[USR1, rt]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists, "{err}");
+        // The failed attempt released what it had taken (USR1) and left `rt` alone.
+        drop(Signals::new(&[USR1]).unwrap());
+        drop(first);
+        let mut again = Signals::new(&[rt, rt]).unwrap();
+        sys::kill(me, rt).unwrap();
+        assert_eq!(recv_blocking(&mut again), Some(rt));
+        drop(again);
+        // The handler stays installed with nobody listening: the signal is ignored (its
+        // default action would end this test binary).
+        sys::kill(me, rt).unwrap();
     }
 
     #[tokio::test]
