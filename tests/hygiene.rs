@@ -51,13 +51,26 @@ fn cmdline(pid: i32) -> String {
 }
 
 /// The live child of `parent` whose command line is `sleep <tag>`.
+///
+/// Returns once that `sleep` is blocked in its sleep: while it starts, `sleep` itself
+/// opens locale files as fd 3 for a moment, which a descriptor check must not catch.
 fn sleeper(parent: i32, tag: &str) -> i32 {
     let want = format!("sleep {tag} ");
-    wait_for(&format!("`sleep {tag}` under {parent}"), TIMEOUT, || {
-        children_of(parent)
-            .into_iter()
-            .find(|&p| is_alive(p) && cmdline(p) == want)
-    })
+    wait_for(
+        &format!("`sleep {tag}` under {parent}, sleeping"),
+        TIMEOUT,
+        || {
+            children_of(parent).into_iter().find(|&p| {
+                is_alive(p) && cmdline(p) == want && {
+                    // The first field of /proc/PID/syscall is the number of the blocking call:
+                    // nanosleep (35) or clock_nanosleep (230) on x86_64.
+                    let call =
+                        std::fs::read_to_string(format!("/proc/{p}/syscall")).unwrap_or_default();
+                    matches!(call.split(' ').next(), Some("35" | "230"))
+                }
+            })
+        },
+    )
 }
 
 /// A `[process.NAME]` running `sleep TAG` (TAG is a distinct number of seconds).
