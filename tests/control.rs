@@ -15,17 +15,6 @@ use std::process::{Command, Output};
 
 use common::*;
 
-/// Runs `vigil ARGS` as a client of `socket`; the output (status, stdout, stderr).
-fn client(socket: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(vigil())
-        .args(args)
-        .env("VIGIL_SOCKET", socket)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run the vigil client");
-    decode(out)
-}
-
 fn decode(out: Output) -> (i32, String, String) {
     (
         out.status.code().unwrap_or(-1),
@@ -36,7 +25,7 @@ fn decode(out: Output) -> (i32, String, String) {
 
 /// `client`, asserting exit 0; returns stdout.
 fn ok(socket: &Path, args: &[&str]) -> String {
-    let (code, out, err) = client(socket, args);
+    let (code, out, err) = vigil_client(socket, args);
     assert_eq!(
         code, 0,
         "vigil {args:?}: exit {code}\nstdout: {out}\nstderr: {err}"
@@ -75,7 +64,7 @@ fn tree(dir: &TestDir, top: &str) -> String {
 fn start(dir: &TestDir, toml: &str) -> Daemon {
     let path = dir.write("vigil.toml", toml);
     let d = vigil_in(dir).arg("run").arg(path).spawn();
-    let (code, _, err) = client(d.socket(), &["wait-ready", "--timeout", "10s"]);
+    let (code, _, err) = vigil_client(d.socket(), &["wait-ready", "--timeout", "10s"]);
     assert_eq!(code, 0, "wait-ready at start: {err}\n{}", log(&d));
     d
 }
@@ -105,7 +94,7 @@ fn each_operation_end_to_end() {
     let ev = dir.read_events();
     assert_eq!(ev.signals("b"), strs(&["SIGTERM"]));
     assert_eq!(state_of(&status_json(&s), "b"), "stopped");
-    let (code, _, err) = client(&s, &["wait-ready", "--timeout", "200ms"]);
+    let (code, _, err) = vigil_client(&s, &["wait-ready", "--timeout", "200ms"]);
     assert_eq!(code, 75, "{err}");
     assert!(err.contains("b is stopped"), "{err}");
     assert_eq!(
@@ -118,7 +107,7 @@ fn each_operation_end_to_end() {
     // start b: a new process.
     assert_eq!(ok(&s, &["start", "b"]).trim(), "b started");
     dir.wait_events("b's second start", TIMEOUT, |e| e.starts("b").len() == 2);
-    let (code, _, err) = client(&s, &["start", "b"]);
+    let (code, _, err) = vigil_client(&s, &["start", "b"]);
     assert_eq!(code, 1);
     assert!(err.contains("already running"), "{err}");
 
@@ -137,7 +126,7 @@ fn each_operation_end_to_end() {
         e.signals("b").contains(&"SIGUSR1".to_string())
             && e.signals("c").contains(&"SIGUSR1".to_string())
     });
-    let (code, _, err) = client(&s, &["signal", "a", "NOPE"]);
+    let (code, _, err) = vigil_client(&s, &["signal", "a", "NOPE"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("unknown signal"), "{err}");
 
@@ -151,7 +140,7 @@ fn each_operation_end_to_end() {
         .map(|e| e.name.clone())
         .collect();
     assert_eq!(stops, strs(&["c", "b"]));
-    let (code, _, err) = client(&s, &["start", "c"]);
+    let (code, _, err) = vigil_client(&s, &["start", "c"]);
     assert_eq!(code, 1);
     assert!(err.contains("supervisor app is not running"), "{err}");
     assert_eq!(ok(&s, &["start", "app"]).trim(), "app started");
@@ -166,14 +155,14 @@ fn each_operation_end_to_end() {
     ok(&s, &["wait-ready", "--timeout", "10s"]);
 
     // Unknown name: named, with the known ones.
-    let (code, _, err) = client(&s, &["stop", "nope"]);
+    let (code, _, err) = vigil_client(&s, &["stop", "nope"]);
     assert_eq!(code, 1);
     assert!(
         err.contains("\"nope\"") && err.contains("a, app, b, c"),
         "{err}"
     );
     // The root is refused.
-    let (code, _, err) = client(&s, &["stop", "root"]);
+    let (code, _, err) = vigil_client(&s, &["stop", "root"]);
     assert_eq!(code, 1);
     assert!(err.contains("SIGTERM"), "{err}");
 
@@ -183,7 +172,7 @@ fn each_operation_end_to_end() {
     d.signal_vigil(libc::SIGTERM);
     assert_eq!(d.wait_exit(TIMEOUT), 0);
     assert!(!s.exists(), "the socket file is removed at exit");
-    let (code, _, err) = client(&s, &["status"]);
+    let (code, _, err) = vigil_client(&s, &["status"]);
     assert_eq!(code, 69, "{err}");
     assert!(err.contains("no vigil is listening"), "{err}");
 }
@@ -197,7 +186,7 @@ fn no_daemon_listening() {
         &["stop", "a"],
         &["wait-ready", "--timeout", "100ms"],
     ] {
-        let (code, _, err) = client(&s, verb);
+        let (code, _, err) = vigil_client(&s, verb);
         assert_eq!(code, 69, "{verb:?}: {err}");
         assert!(err.contains("no vigil is listening on"), "{err}");
     }
@@ -356,7 +345,7 @@ fn control_disabled() {
     wait_started(&dir, &["a", "b", "c"]);
     wait_logged(&d, "started", &["a", "b", "c"]);
     assert!(!d.socket().exists());
-    let (code, _, _) = client(d.socket(), &["status"]);
+    let (code, _, _) = vigil_client(d.socket(), &["status"]);
     assert_eq!(code, 69);
 }
 
@@ -450,7 +439,7 @@ fn wait_ready_and_status_follow_a_ready_check() {
     let s = d.socket().to_path_buf();
     wait_started(&dir, &["r"]);
     // Running, but its ready check has not passed: not ready, and the reason names it.
-    let (code, _, err) = client(&s, &["wait-ready", "r", "--timeout", "300ms"]);
+    let (code, _, err) = vigil_client(&s, &["wait-ready", "r", "--timeout", "300ms"]);
     assert_eq!(code, 75, "{err}\n{}", log(&d));
     assert!(err.contains('r'), "{err}");
     let st = status_json(&s);

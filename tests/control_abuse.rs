@@ -19,17 +19,10 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// [`vigil_client`] with stdout and stderr together.
 fn client(socket: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(vigil())
-        .args(args)
-        .env("VIGIL_SOCKET", socket)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run the vigil client");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
+    let (code, out, err) = vigil_client(socket, args);
+    (code, out + &err)
 }
 
 fn status_ok(socket: &Path) {

@@ -78,17 +78,10 @@ fn sleep_process(name: &str, tag: &str, extra: &str) -> String {
     format!("\n[process.{name}]\ncommand = [\"sleep\", \"{tag}\"]\n{extra}\n")
 }
 
+/// [`vigil_client`] with stdout and stderr together.
 fn client(socket: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(vigil())
-        .args(args)
-        .env("VIGIL_SOCKET", socket)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run the vigil client");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
+    let (code, out, err) = vigil_client(socket, args);
+    (code, out + &err)
 }
 
 fn all_gone(pids: &[i32]) -> Option<()> {
