@@ -31,3 +31,27 @@ pub const NO_DAEMON: u8 = 69;
 pub const TIMED_OUT: u8 = 75;
 /// `EX_NOPERM`: the control socket refused this user.
 pub const NO_PERMISSION: u8 = 77;
+
+/// The exit code of `vigil run` once the root has finished with `end`.
+///
+/// `stop_signal` is the first stop signal vigil received, if any; `exit_with` is whether
+/// `--exit-with` was given. A run stopped by a signal exits 0 (a clean stop), except a
+/// `--exit-with` run whose process had not ended: it exits 128 + the signal, as a shell
+/// does, so a cancelled test run never reads as a pass.
+pub fn for_end(
+    end: crate::core::End,
+    stop_signal: Option<crate::spec::Signal>,
+    exit_with: bool,
+) -> u8 {
+    use crate::core::End;
+    match end {
+        End::Stopped => match stop_signal {
+            Some(signal) if exit_with => crate::spec::ExitStatus::Signaled(signal).shell_code(),
+            _ => OK,
+        },
+        End::GaveUp { .. } => GAVE_UP,
+        End::StartFailed { .. } => START_FAILED,
+        End::AutoShutdown { gave_up: true, .. } => GAVE_UP,
+        End::AutoShutdown { status, .. } => status.map_or(OK, crate::spec::ExitStatus::shell_code),
+    }
+}

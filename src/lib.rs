@@ -2,10 +2,10 @@
 //!
 //! # Layout
 //!
-//! - [`spec`]: the validated supervision tree (plain data).
+//! - [`spec`]: the validated supervision tree (plain data), from `crates/vigil-core`.
 //! - [`config`]: TOML → raw structs → validated [`spec::Tree`], every error at once.
-//! - [`core`]: the pure engine. Inputs with `now` in, actions and a next deadline out.
-//!   No I/O, no clock, no tokio or nix.
+//! - [`core`]: the pure engine, the `vigil-core` crate. Inputs with `now` in, actions and
+//!   a next deadline out. No I/O, no clock, no tokio or nix: the compiler keeps it so.
 //! - [`runtime`]: the event loop that feeds the engine from signals, the reaper and
 //!   timers, and carries out its actions (spawn, signal, exit).
 //! - [`control`]: the control socket and HTTP endpoints of `vigil run` (loop sources).
@@ -23,9 +23,13 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod control;
-pub mod core;
 pub mod exec;
 pub mod exit;
+pub mod os;
 pub mod runtime;
-pub mod spec;
 pub mod sys;
+
+/// The pure engine (the `vigil-core` crate), under the name the rest of vigil uses.
+pub use vigil_core as core;
+/// The validated supervision tree (from the `vigil-core` crate).
+pub use vigil_core::spec;

@@ -17,9 +17,10 @@
 //! engine's), never waits for a process except through [`reaper`], and never polls:
 //! when idle it sleeps until a signal or the engine's next deadline.
 
+pub mod handle;
 mod metrics;
 pub mod notify;
-mod ops;
+pub mod ops;
 pub mod output;
 mod postmortem;
 pub mod probe;
@@ -29,13 +30,16 @@ pub mod spawn;
 pub mod sweep;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use tracing::{debug, error, info, warn};
 
-use crate::core::{Action, End, Engine, Event, Input};
+use crate::core::Time;
 use crate::exit;
-use crate::spec::{NodeId, Signal, Tree, humanize};
+use crate::os::RealOs;
+use crate::spec::{Tree, humanize};
+use handle::{Loop, LoopEvent};
 
 /// How long descendants left after the tree has stopped get between SIGTERM and SIGKILL
 /// (less when `shutdown_timeout` has less left).
@@ -78,19 +82,17 @@ pub fn run_main(path: &Path, exit_with: Option<&str>, socket: Option<&Path>) -> 
             return exit::INTERNAL;
         }
     };
-    runtime.block_on(run(loaded.tree, socket))
-}
-
-/// Counters the loop keeps besides the engine's state.
-#[derive(Debug, Default)]
-struct Stats {
-    /// Adopted orphans reaped (pids that were never a child of the tree).
-    orphans: u64,
+    runtime.block_on(run(loaded.tree, socket, exit_with.is_some()))
 }
 
 /// Supervises `tree` until the root finishes; returns the exit code. `socket` overrides
-/// the control socket's path.
-pub async fn run(tree: Tree, socket: Option<&Path>) -> u8 {
+/// the control socket's path; `exit_with`: `--exit-with` was given (an interrupted run
+/// then exits 128 + the signal).
+///
+/// This is the loop's asynchronous shell: it waits for the next source to fire (signals,
+/// the engine's deadline, probes, queries, the watchdog) and hands each as one
+/// [`LoopEvent`] to the synchronous [`Loop::handle`].
+pub async fn run(tree: Tree, socket: Option<&Path>, exit_with: bool) -> u8 {
     let start_dir = prepare_process();
     let mut signals = match signals::Signals::new(signals::TREE_SIGNALS) {
         Ok(s) => s,
@@ -107,42 +109,30 @@ pub async fn run(tree: Tree, socket: Option<&Path>) -> u8 {
             return exit::START_FAILED;
         }
     };
-    let mut lp = Loop {
-        engine: Engine::new(tree.clone(), seed()),
+    let children = tree.nodes.len() - 1;
+    let mut lp = Loop::new(
         tree,
-        start_dir,
-        stats: Stats::default(),
-        stop_requests: 0,
-        exit: None,
-        probes: probe::Probes::new(),
+        Box::new(RealOs::new(start_dir)),
         ops,
-        notify: notify::Notifier::from_env(),
-        ready: false,
-        stopping: false,
-        output: output::Outputs::new(),
-    };
-    info!(
-        pid = std::process::id(),
-        children = lp.tree.nodes.len() - 1,
-        "vigil starting"
+        seed(),
+        exit_with,
     );
-    lp.engine.start(now());
+    info!(pid = std::process::id(), children, "vigil starting");
+    lp.start(now());
     let code = loop {
-        lp.carry_out();
-        lp.answer_waiters();
-        lp.notify_status();
-        if let Some(code) = lp.exit {
+        if let Some(code) = lp.exit_code() {
             break code;
         }
-        let deadline = lp.engine.next_deadline();
-        tokio::select! {
-            sig = signals.recv() => lp.on_signal(sig),
-            () = sleep_until(deadline), if deadline.is_some() => lp.engine.handle(Input::Tick, now()),
-            msg = lp.probes.recv() => lp.on_probe(msg),
-            Some(q) = ops::recv(&mut queries) => lp.on_query(q),
+        let deadline = lp.next_deadline();
+        let event = tokio::select! {
+            sig = signals.recv() => LoopEvent::Signal(sig),
+            () = sleep_until(deadline), if deadline.is_some() => LoopEvent::Deadline,
+            msg = lp.probes.recv() => LoopEvent::Probe(msg),
+            Some(q) = ops::recv(&mut queries) => LoopEvent::Query(q),
             // WATCHDOG=1 from the loop itself: it stops when the loop stops turning.
-            () = lp.notify.watchdog_tick() => {}
-        }
+            () = lp.notify.watchdog_tick() => continue,
+        };
+        lp.handle(event, now());
     };
     lp.probes.cleanup();
     // No more answers: waiting clients hear that vigil is exiting; the socket goes.
@@ -150,19 +140,19 @@ pub async fn run(tree: Tree, socket: Option<&Path>) -> u8 {
     lp.close_ops();
     // The sweep's grace never outlasts `shutdown_timeout`: Kubernetes' grace period ends
     // the pod at that point anyway.
-    let grace = lp.engine.stop_deadline().map_or(SWEEP_GRACE, |deadline| {
-        SWEEP_GRACE.min(deadline.saturating_duration_since(now()))
-    });
-    let stats = &lp.stats;
+    let left = |cap: Duration| {
+        lp.engine().stop_deadline().map_or(cap, |deadline| {
+            cap.min(deadline.saturating_duration_since(now()))
+        })
+    };
+    let grace = left(SWEEP_GRACE);
     sweep::sweep(&mut signals, grace, &mut |pid, status| {
         debug!(pid, %status, "reaped during sweep");
     })
     .await;
     // Child output still in pipes and queues; bounded, as stdout may never drain.
-    let drain = lp.engine.stop_deadline().map_or(OUTPUT_DRAIN, |deadline| {
-        OUTPUT_DRAIN.min(deadline.saturating_duration_since(now()))
-    });
-    if tokio::time::timeout(drain, lp.output.finish())
+    let drain = left(OUTPUT_DRAIN);
+    if tokio::time::timeout(drain, lp.os.finish_output())
         .await
         .is_err()
     {
@@ -171,394 +161,8 @@ pub async fn run(tree: Tree, socket: Option<&Path>) -> u8 {
             humanize(drain)
         );
     }
-    info!(code, orphans_reaped = stats.orphans, "vigil exiting");
+    info!(code, orphans_reaped = lp.orphans_reaped(), "vigil exiting");
     code
-}
-
-/// The state of the loop between two wake-ups.
-struct Loop {
-    engine: Engine,
-    /// The runtime's own copy of the tree, so specs can be read while the engine is fed.
-    tree: Tree,
-    /// Where children start when they set no `cwd`.
-    start_dir: PathBuf,
-    stats: Stats,
-    stop_requests: u32,
-    exit: Option<u8>,
-    /// Readiness and health checks (`probe`).
-    probes: probe::Probes,
-    /// Control socket, HTTP, history, metrics (`ops.rs`).
-    ops: ops::Ops,
-    /// sd_notify to the service manager (a no-op without `NOTIFY_SOCKET`).
-    notify: notify::Notifier,
-    /// The initial start is complete (the engine's `Ready` action was carried out).
-    ready: bool,
-    /// The root has begun to stop.
-    stopping: bool,
-    /// Pipes, readers and writers of child output.
-    output: output::Outputs,
-}
-
-impl Loop {
-    /// Carries out every action the engine queued, answering spawns at once, and logs
-    /// its events.
-    fn carry_out(&mut self) {
-        loop {
-            // Events first: they explain the actions queued with them.
-            let mut did = false;
-            while let Some(event) = self.engine.poll_event() {
-                did = true;
-                self.observe(&event);
-                self.log(event);
-            }
-            if let Some(action) = self.engine.poll_action() {
-                did = true;
-                self.execute(action);
-            }
-            if !did {
-                return;
-            }
-        }
-    }
-
-    fn execute(&mut self, action: Action) {
-        match action {
-            Action::Spawn { node } => {
-                let n = self.tree.node(node);
-                let spec = n
-                    .as_process()
-                    .expect("UNWRAP: the engine spawns processes only");
-                let prepared = match self.probes.prepare(node, spec) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let error =
-                            format!("{}: cannot set up its readiness notification: {e}", n.name);
-                        error!(child = %n.name, "{error}");
-                        self.engine
-                            .handle(Input::SpawnFailed { node, error }, now());
-                        return;
-                    }
-                };
-                let options = spawn::SpawnOptions {
-                    pass_fd: prepared.pass_fd_raw(),
-                    ..Default::default()
-                };
-                let spec = prepared.spec.as_ref().unwrap_or(spec);
-                let result = self
-                    .output
-                    .spawn(node, &n.name, spec, &self.start_dir, options);
-                // The child has its copy of the notify_fd write end; vigil's must go, so
-                // the pipe reports the end when the child dies.
-                drop(prepared);
-                let input = match result {
-                    Ok(pid) => {
-                        info!(child = %n.name, pid, "started");
-                        self.probes.spawned(node, pid);
-                        Input::Spawned { node, pid }
-                    }
-                    Err(e) => {
-                        error!(child = %n.name, "{e}");
-                        self.probes.spawn_failed(node);
-                        Input::SpawnFailed { node, error: e }
-                    }
-                };
-                // Answered before any await: the pid is registered before it can be reaped.
-                self.engine.handle(input, now());
-            }
-            Action::Signal { node, pid, signal } => {
-                let name = &self.tree.node(node).name;
-                debug!(child = %name, pid, %signal, "signalling process group");
-                if let Err(e) = crate::sys::killpg(pid, signal) {
-                    debug!(child = %name, pid, "signal not delivered: {e}");
-                }
-                // A stop signal reaches a stopped (SIGSTOP, SIGTSTP) process only once it
-                // continues: SIGCONT after it, as systemd does, so a child that stopped
-                // itself ends in its grace instead of waiting out all of it (or for ever).
-                if signal != Signal::KILL
-                    && signal != signals::CONT
-                    && self.engine.view(node).state == "stopping"
-                {
-                    let _ = crate::sys::killpg(pid, signals::CONT);
-                }
-            }
-            Action::Ready => {
-                info!("all children started");
-                self.ready = true;
-                let status = self.summary();
-                self.notify.ready(Some(&status));
-            }
-            Action::Watch { node, pid, probe } => {
-                if let Some(spec) = self.tree.node(node).as_process() {
-                    debug!(child = %self.name(node), ?probe, "watching");
-                    self.probes.watch(node, pid, probe, spec);
-                }
-            }
-            Action::Unwatch { node } => self.probes.unwatch(node),
-            Action::Exit { code, end } => {
-                match end {
-                    End::Stopped => info!(code, "tree stopped"),
-                    End::GaveUp { offender } => error!(
-                        code,
-                        offender = %self.tree.node(offender).name,
-                        "root supervisor gave up: restart intensity exceeded"
-                    ),
-                    End::StartFailed { offender } => error!(
-                        code,
-                        offender = %self.tree.node(offender).name,
-                        "initial start failed; everything started was stopped"
-                    ),
-                    End::AutoShutdown { trigger, .. } => info!(
-                        code,
-                        significant = %self.tree.node(trigger).name,
-                        "significant child ended; tree stopped"
-                    ),
-                }
-                self.at_exit(code);
-                self.exit = Some(code);
-            }
-        }
-    }
-
-    fn name(&self, node: NodeId) -> &str {
-        &self.tree.node(node).name
-    }
-
-    /// Sends `STATUS=` to the service manager when the summary has changed.
-    fn notify_status(&mut self) {
-        if self.notify.is_enabled() {
-            let status = self.summary();
-            self.notify.status(&status);
-        }
-    }
-
-    /// A one-line summary of the tree for `STATUS=`: how many processes run, which
-    /// children are waiting to be restarted, or how many are left while stopping.
-    fn summary(&self) -> String {
-        let (mut total, mut running, mut alive) = (0, 0, 0);
-        let mut restarting = Vec::new();
-        for id in self.tree.ids() {
-            let view = self.engine.view(id);
-            if view.state == "restarting" {
-                restarting.push(self.name(id));
-            }
-            if self.tree.node(id).as_process().is_none() || view.state == "removed" {
-                continue;
-            }
-            total += 1;
-            running += usize::from(view.state == "running");
-            alive += usize::from(view.pid.is_some());
-        }
-        if self.stopping {
-            return format!("stopping: {alive} processes left");
-        }
-        let mut text = if self.ready {
-            format!("{running} of {total} processes running")
-        } else {
-            format!("starting: {running} of {total} processes running")
-        };
-        if !restarting.is_empty() {
-            text.push_str("; restarting ");
-            text.push_str(&restarting.join(", "));
-        }
-        text
-    }
-
-    fn log(&mut self, event: Event) {
-        match event {
-            Event::Exited {
-                node,
-                pid,
-                status,
-                expected,
-            } => {
-                if expected {
-                    info!(child = %self.name(node), pid, %status, "stopped");
-                } else {
-                    warn!(child = %self.name(node), pid, %status, "exited");
-                }
-            }
-            Event::SpawnFailed { .. } => {} // Logged with its cause where it happened.
-            Event::RestartScheduled {
-                node,
-                supervisor,
-                delay,
-                count,
-            } => {
-                let spec = self.tree.node(supervisor).as_supervisor();
-                let limit = spec.map_or(0, |s| s.intensity);
-                info!(
-                    child = %self.name(node),
-                    supervisor = %self.name(supervisor),
-                    delay = %humanize(delay),
-                    restarts = %format!("{count}/{limit}"),
-                    "restart scheduled"
-                );
-            }
-            Event::NotRestarted { node, why } => {
-                info!(child = %self.name(node), "not restarted: {why}")
-            }
-            Event::Killed { node } => {
-                warn!(child = %self.name(node), "did not stop within its shutdown grace; sent SIGKILL")
-            }
-            Event::GaveUp {
-                supervisor,
-                offender,
-            } => {
-                let spec = self.tree.node(supervisor).as_supervisor();
-                error!(
-                    supervisor = %self.name(supervisor),
-                    offender = %self.name(offender),
-                    intensity = spec.map_or(0, |s| s.intensity),
-                    period = %spec.map_or(String::new(), |s| humanize(s.period)),
-                    "gave up: restart intensity exceeded"
-                );
-            }
-            Event::SupervisorStarted { supervisor } => {
-                debug!(supervisor = %self.name(supervisor), "supervisor started")
-            }
-            Event::Ready { node, regained } => {
-                if regained {
-                    info!(child = %self.name(node), "ready again");
-                } else {
-                    info!(child = %self.name(node), "ready");
-                }
-            }
-            Event::NotReady { node } => warn!(child = %self.name(node), "no longer ready"),
-            Event::NotReadyInTime { node, timeout } => error!(
-                child = %self.name(node),
-                timeout = %humanize(timeout),
-                "not ready within its ready timeout; killed, start failed"
-            ),
-            Event::NotReadyExited { node } => {
-                error!(child = %self.name(node), "exited before it was ready; start failed")
-            }
-            Event::Unhealthy { node } => {
-                let failures = self
-                    .tree
-                    .node(node)
-                    .as_process()
-                    .and_then(|p| p.health.as_ref())
-                    .map_or(0, |h| h.failures);
-                error!(
-                    child = %self.name(node),
-                    failures,
-                    "health checks failed; stopping it (counts as an abnormal exit)"
-                )
-            }
-            Event::Stopping { supervisor, end } => {
-                let why = match end {
-                    End::Stopped if supervisor == NodeId::ROOT => "stop requested",
-                    End::Stopped => "stopped by its supervisor",
-                    End::GaveUp { .. } => "gave up",
-                    End::AutoShutdown { .. } => "significant child ended",
-                    End::StartFailed { .. } => "a child failed to start",
-                };
-                info!(supervisor = %self.name(supervisor), "stopping children: {why}");
-                if supervisor == NodeId::ROOT {
-                    self.stopping = true;
-                    self.notify.stopping(&format!("stopping: {why}"));
-                }
-            }
-            Event::ControlDone { .. } => {} // Answered and logged by `ops`.
-        }
-    }
-
-    /// A message from a probe task.
-    fn on_probe(&mut self, msg: probe::Msg) {
-        if let probe::Msg::SpawnExec { node, reply } = msg {
-            let n = self.tree.node(node);
-            let Some(spec) = n
-                .as_process()
-                .and_then(|p| self.probes.exec_command(node, p))
-            else {
-                let _ = reply.send(Err("the check is no longer wanted".into()));
-                return;
-            };
-            let name = format!("{} (check)", n.name);
-            // Spawned and registered before the next await: the reaper cannot miss it.
-            let answer = match spawn::spawn(&name, &spec, &self.start_dir) {
-                Ok(pid) => Ok((pid, self.probes.register_exec(pid))),
-                Err(e) => Err(e.to_string()),
-            };
-            let _ = reply.send(answer);
-            return;
-        }
-        let node = match &msg {
-            probe::Msg::Checked { node, .. }
-            | probe::Msg::Notified { node, .. }
-            | probe::Msg::Status { node, .. }
-            | probe::Msg::SpawnExec { node, .. } => *node,
-        };
-        let n = self.tree.node(node);
-        let failures = n
-            .as_process()
-            .and_then(|p| p.health.as_ref())
-            .map_or(1, |h| h.failures);
-        if let Some(input) = self.probes.input(msg, &n.name, failures) {
-            self.engine.handle(input, now());
-        }
-    }
-
-    fn on_signal(&mut self, sig: Signal) {
-        match sig {
-            signals::CHLD => self.reap(),
-            signals::TERM | signals::INT => {
-                self.stop_requests += 1;
-                if self.stop_requests == 1 {
-                    info!(signal = %sig, "stopping the tree");
-                    self.engine.handle(Input::Stop, now());
-                } else {
-                    warn!(signal = %sig, "second stop signal: killing what is left");
-                    self.engine.handle(Input::Kill, now());
-                }
-            }
-            signals::QUIT => {
-                warn!(signal = %sig, "killing the whole tree at once");
-                self.stop_requests += 1;
-                self.engine.handle(Input::Kill, now());
-            }
-            signals::HUP => {
-                warn!("SIGHUP: configuration reload is not supported yet; ignored");
-            }
-            other => self.log_status(other),
-        }
-    }
-
-    /// SIGUSR1 and SIGUSR2 log the state of every node.
-    fn log_status(&self, sig: Signal) {
-        info!(signal = %sig, orphans_reaped = self.stats.orphans, "status");
-        for id in self.tree.ids() {
-            let view = self.engine.view(id);
-            let text = self.probes.status_text(id).unwrap_or("");
-            info!(node = %self.name(id), state = view.state, pid = view.pid, ready = view.ready, status = text, "status");
-        }
-    }
-
-    /// Drains every exit: children go to the engine, anything else is an adopted orphan.
-    fn reap(&mut self) {
-        let engine = &mut self.engine;
-        let stats = &mut self.stats;
-        let probes = &mut self.probes;
-        let result = reaper::drain(&mut |pid, status| {
-            if probes.exec_exited(pid, status) {
-                // An exec check: what is left of its group dies with it, as for children.
-                let _ = crate::sys::killpg(pid, Signal::KILL);
-                debug!(pid, %status, "exec check finished");
-            } else if engine.is_child(pid) {
-                // The leader is still a zombie, so its group id cannot have been reused:
-                // whatever is left of the group dies with it.
-                let _ = crate::sys::killpg(pid, Signal::KILL);
-                probes.child_exited(pid);
-                engine.handle(Input::Exited { pid, status }, now());
-            } else {
-                stats.orphans += 1;
-                debug!(pid, %status, "reaped adopted orphan");
-            }
-        });
-        if let Err(e) = result {
-            error!("reaping failed: {e}");
-        }
-    }
 }
 
 /// Process-wide preparation before anything is spawned, shared by `vigil run` and
@@ -599,13 +203,22 @@ pub fn prepare_process() -> PathBuf {
     start_dir
 }
 
-fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
+/// The loop's clock: the origin of the engine's [`Time`], fixed at its first reading.
+fn origin() -> tokio::time::Instant {
+    static ORIGIN: OnceLock<tokio::time::Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(tokio::time::Instant::now)
 }
 
-async fn sleep_until(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+/// Now, on the engine's clock (tokio's, so tests can pause it).
+pub fn now() -> Time {
+    Time::from_origin(tokio::time::Instant::now().saturating_duration_since(origin()))
+}
+
+/// Sleeps until `deadline`; for ever when there is none or it lies beyond what the
+/// clock can represent (a saturated deadline means "never").
+async fn sleep_until(deadline: Option<Time>) {
+    match deadline.and_then(|d| origin().checked_add(d.since_origin())) {
+        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

@@ -13,12 +13,13 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
-use super::Loop;
+use super::handle::Loop;
 use super::metrics::{self, Metrics};
 use super::postmortem::{self, History};
+pub use crate::control::Query;
 use crate::control::protocol::{self, ErrorKind, NodeStatus, Request, Response};
-use crate::control::{Endpoint, HttpReply, Query, http, server};
-use crate::core::{Command, ControlError, Done, End, Event, Input};
+use crate::control::{Endpoint, HttpReply, http, server};
+use crate::core::{Command, ControlError, Done, End, Event, Input, Time};
 use crate::exit;
 use crate::spec::{NodeId, Ops as OpsSpec, Signal, Tree};
 
@@ -32,7 +33,7 @@ struct Waiter {
 }
 
 /// The operations state of the loop.
-pub(super) struct Ops {
+pub struct Ops {
     started: Instant,
     next_id: u64,
     /// Commands handed to the engine, by id: the answer and the name, for the message.
@@ -53,7 +54,7 @@ pub(super) struct Ops {
 /// Returns the state and the queries' receiver (none when nothing listens). `Err` is a
 /// message for a fatal problem: an explicitly configured socket or HTTP address that
 /// cannot be used.
-pub(super) fn setup(
+pub fn setup(
     tree: &Tree,
     socket_flag: Option<&Path>,
 ) -> Result<(Ops, Option<mpsc::Receiver<Query>>), String> {
@@ -134,16 +135,16 @@ pub(super) async fn recv(rx: &mut Option<mpsc::Receiver<Query>>) -> Option<Query
 
 impl Loop {
     /// Answers one query (or, for a command or a wait, arranges for it to be answered).
-    pub(super) fn on_query(&mut self, q: Query) {
+    pub(super) fn on_query(&mut self, q: Query, now: Time) {
         match q {
-            Query::Control { request, reply } => self.on_request(request, reply),
+            Query::Control { request, reply } => self.on_request(request, reply, now),
             Query::Http { endpoint, reply } => {
                 let _ = reply.send(self.http(endpoint));
             }
         }
     }
 
-    fn on_request(&mut self, request: Request, reply: oneshot::Sender<Response>) {
+    fn on_request(&mut self, request: Request, reply: oneshot::Sender<Response>, now: Time) {
         debug!(?request, "control request");
         let command = match request {
             Request::Status {} => {
@@ -198,8 +199,7 @@ impl Loop {
             name = %self.name(command.target()),
             "control command"
         );
-        self.engine
-            .handle(Input::Control { id, command }, super::now());
+        self.feed(Input::Control { id, command }, now);
     }
 
     fn lookup(&self, name: &str) -> Result<NodeId, Response> {
@@ -235,7 +235,7 @@ impl Loop {
             .engine
             .unready(node)
             .into_iter()
-            .map(|(n, state)| format!("{} is {state}", self.name(n)))
+            .map(|(n, state)| format!("{} is {}", self.name(n), state.as_str()))
             .collect();
         reasons.join(", ")
     }
@@ -472,7 +472,7 @@ impl Loop {
         }
     }
 
-    fn node_status(&self, id: NodeId, now: Instant) -> NodeStatus {
+    fn node_status(&self, id: NodeId, now: Time) -> NodeStatus {
         let n = self.tree.node(id);
         let view = self.engine.view(id);
         let last = self.ops.history.last_exit(id);

@@ -114,10 +114,6 @@ struct Watched {
     /// The notification listener (pipe reader or socket), for the child's life.
     listener: Option<JoinHandle<()>>,
     socket_path: Option<PathBuf>,
-    /// Consecutive failed health checks.
-    failures: u32,
-    /// Whether `NotReady` was fed since the last passing check.
-    reported_not_ready: bool,
     /// The last `STATUS=` text.
     status: Option<String>,
 }
@@ -288,8 +284,6 @@ impl Probes {
         w.pid = pid;
         w.probe = Some(probe);
         w.generation = generation;
-        w.failures = 0;
-        w.reported_not_ready = false;
         let timing = match probe {
             Probe::Ready => spec.ready.as_ref().map(|r| Timing {
                 check: r.check.clone(),
@@ -341,7 +335,7 @@ impl Probes {
 
     /// Turns a probe message into an engine input, if it still matters. `SpawnExec` is the
     /// loop's job (it is answered with [`Probes::register_exec`]).
-    pub fn input(&mut self, msg: Msg, name: &str, failures: u32) -> Option<Input> {
+    pub fn input(&mut self, msg: Msg, name: &str) -> Option<Input> {
         match msg {
             Msg::Notified { node, pid } => {
                 let w = self.watched.get(&node)?;
@@ -370,29 +364,14 @@ impl Probes {
                         debug!(child = %name, "not ready yet: {e}");
                         None
                     }
-                    (Probe::Health, Ok(())) => {
-                        w.failures = 0;
-                        if std::mem::take(&mut w.reported_not_ready) {
-                            info!(child = %name, "health check passed again");
-                            return Some(Input::Ready { node });
-                        }
-                        None
-                    }
+                    // The engine counts failures in a row and decides what they mean.
+                    (Probe::Health, Ok(())) => Some(Input::HealthCheck { node, passed: true }),
                     (Probe::Health, Err(e)) => {
-                        w.failures += 1;
-                        warn!(
-                            child = %name,
-                            failures = %format!("{}/{failures}", w.failures),
-                            "health check failed: {e}"
-                        );
-                        if w.failures >= failures {
-                            Some(Input::Unhealthy { node })
-                        } else if !w.reported_not_ready {
-                            w.reported_not_ready = true;
-                            Some(Input::NotReady { node })
-                        } else {
-                            None
-                        }
+                        warn!(child = %name, "health check failed: {e}");
+                        Some(Input::HealthCheck {
+                            node,
+                            passed: false,
+                        })
                     }
                 }
             }
@@ -405,6 +384,11 @@ impl Probes {
         let (tx, rx) = oneshot::channel();
         self.exec_pids.insert(pid, tx);
         rx
+    }
+
+    /// Whether `pid` is a running `exec` check.
+    pub fn is_exec(&self, pid: Pid) -> bool {
+        self.exec_pids.contains_key(&pid)
     }
 
     /// The reaper collected `pid`: when it is an `exec` check, completes it and returns true.

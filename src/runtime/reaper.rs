@@ -68,3 +68,40 @@ pub fn drain(on_exit: &mut dyn FnMut(Pid, ExitStatus)) -> nix::Result<Remaining>
         }
     }
 }
+
+/// The next child that has exited, still a zombie (its pid and process group id stay
+/// reserved until [`reap`]), or `None` when none has. Never blocks. With [`reap`], the
+/// loop's way of draining: each exit is handled completely (the engine's actions carried
+/// out) while its process is still a zombie. Call [`reap`] for the pid before peeking
+/// again, or the same zombie comes back.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the reaper is the sole owner of wait status"
+)]
+pub fn peek() -> nix::Result<Option<(Pid, ExitStatus)>> {
+    use crate::sys::waitid_exited;
+    loop {
+        match waitid_exited(None, true) {
+            Ok(exit) => return Ok(exit),
+            Err(Errno::ECHILD) => return Ok(None),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reaps the zombie `pid` that [`peek`] returned. Cannot block (WNOHANG).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the reaper is the sole owner of wait status"
+)]
+pub fn reap(pid: Pid) -> nix::Result<()> {
+    use crate::sys::waitid_exited;
+    loop {
+        match waitid_exited(Some(pid), false) {
+            Ok(_) | Err(Errno::ECHILD) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}

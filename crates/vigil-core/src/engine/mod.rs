@@ -12,7 +12,9 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::Time;
 
 use super::backoff::{self, Rng};
 use super::intensity::Window;
@@ -21,31 +23,88 @@ use crate::spec::{
 };
 pub use readiness::Probe;
 
-#[path = "readiness.rs"]
 mod readiness;
 
 // Manual control (operator commands) and readiness: an `impl Engine` in its own file.
-#[path = "control.rs"]
 mod control;
-pub use control::{Command, ControlError, Done};
+pub use control::{Command, ControlError, Done, Unready};
 
 /// An OS process id, as far as the engine cares.
 pub type Pid = i32;
 
+/// How long after a first stop signal an identical one counts as the same request.
+///
+/// coreutils `timeout`, a shell's job control and anything else that signals a whole
+/// process group deliver the stop signal to vigil twice within microseconds; only a
+/// repeat after this window (a person pressing Ctrl-C again) means "kill what is left".
+pub const REPEAT_WINDOW: Duration = Duration::from_secs(1);
+
+/// Names one [`Action::Spawn`]; its answer ([`Input::Spawned`] or [`Input::SpawnFailed`])
+/// carries it back, so an answer the engine no longer wants is recognised (OTP's
+/// `{restarting, OldPid}`: a start is matched to the request that asked for it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Token(pub u64);
+
+/// Where a node is in its life, as [`Engine::view`] shows it (`vigil status`, `/status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Not running; the spec is kept.
+    Stopped,
+    /// Its spawn was asked for and not answered yet.
+    Starting,
+    /// Running (a supervisor: its program runs).
+    Running,
+    /// Ended by itself; its supervisor will handle the exit.
+    Exited,
+    /// Waiting out its backoff before a restart.
+    Restarting,
+    /// Being stopped by vigil.
+    Stopping,
+    /// A temporary child that ended: gone until its supervisor restarts.
+    Removed,
+}
+
+impl State {
+    /// The word `vigil status`, logs and the HTTP API use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Stopped => "stopped",
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Exited => "exited",
+            State::Restarting => "restarting",
+            State::Stopping => "stopping",
+            State::Removed => "removed",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Something that happened, fed into [`Engine::handle`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Input {
-    /// The process for `node` was spawned (it leads process group `pid`).
+    /// The [`Action::Spawn`] with `token` started process `pid` (it leads process group
+    /// `pid`). Answers may come in any order with other inputs: one the engine no longer
+    /// wants is killed and tracked until reaped, never adopted.
     Spawned {
         /// The process node that was spawned.
         node: NodeId,
+        /// The token of the [`Action::Spawn`] this answers.
+        token: Token,
         /// Its pid, which is also its process group id.
         pid: Pid,
     },
-    /// The process for `node` could not be spawned.
+    /// The [`Action::Spawn`] with `token` could not be carried out.
     SpawnFailed {
         /// The process node.
         node: NodeId,
+        /// The token of the [`Action::Spawn`] this answers.
+        token: Token,
         /// What went wrong, for the log.
         error: String,
     },
@@ -56,29 +115,30 @@ pub enum Input {
         /// How it ended.
         status: ExitStatus,
     },
-    /// Stop the whole tree gracefully (SIGTERM, SIGINT).
-    Stop,
-    /// Kill everything still alive at once (a second stop signal).
+    /// A stop signal (SIGTERM, SIGINT) reached vigil. The first stops the whole tree
+    /// gracefully; a repeat within [`REPEAT_WINDOW`] is the same request delivered twice
+    /// (ignored); a later one kills what is left at once.
+    Stop {
+        /// The signal, remembered for the exit code of an interrupted `--exit-with` run.
+        signal: Signal,
+    },
+    /// Kill everything still alive at once (SIGQUIT).
     Kill,
     /// A deadline from [`Engine::next_deadline`] has passed.
     Tick,
-    /// The `ready` check of `node` passed (its start completes), or a health check of a
-    /// running `node` passed again after [`Input::NotReady`].
+    /// The `ready` check of `node` passed (its start completes).
     Ready {
         /// The process node.
         node: NodeId,
     },
-    /// A health check of `node` failed, fewer than `failures` times in a row: it is no
-    /// longer ready, but keeps running.
-    NotReady {
+    /// One health check of running `node` ended. The engine counts failures in a row: the
+    /// first makes the process not ready, `health.failures` of them stop it (its exit then
+    /// counts as abnormal); a pass makes it ready again.
+    HealthCheck {
         /// The process node.
         node: NodeId,
-    },
-    /// `failures` health checks of `node` failed in a row: stop it and restart it per its
-    /// restart type.
-    Unhealthy {
-        /// The process node.
-        node: NodeId,
+        /// Whether the check passed.
+        passed: bool,
     },
     /// An operator's command; answered once by [`Event::ControlDone`] with the same `id`.
     Control {
@@ -93,12 +153,17 @@ pub enum Input {
 #[must_use = "actions must be carried out"]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Spawn the process of `node`, then feed [`Input::Spawned`] or [`Input::SpawnFailed`].
+    /// Spawn the process of `node`, then feed [`Input::Spawned`] or [`Input::SpawnFailed`]
+    /// with `token`.
     Spawn {
         /// The process node to spawn.
         node: NodeId,
+        /// Carried back by the answer.
+        token: Token,
     },
-    /// Send `signal` to the process group led by `pid` (the process of `node`).
+    /// Send `signal` to the process group led by `pid` (the process of `node`). A stop
+    /// signal other than SIGKILL is followed by a `SIGCONT` action, so a stopped process
+    /// receives it.
     Signal {
         /// The process node.
         node: NodeId,
@@ -124,10 +189,9 @@ pub enum Action {
         /// The process node.
         node: NodeId,
     },
-    /// The root has finished: sweep leftovers and exit with `code`.
+    /// The root has finished: sweep leftovers and exit (the `vigil` crate turns `end`
+    /// into an exit code).
     Exit {
-        /// vigil's exit code.
-        code: u8,
         /// Why the root finished.
         end: End,
     },
@@ -214,11 +278,37 @@ pub enum Event {
         /// The process.
         node: NodeId,
     },
+    /// A health check of a running process failed (`failures` in a row so far, of the
+    /// `limit` that stop it).
+    HealthCheckFailed {
+        /// The process.
+        node: NodeId,
+        /// Failures in a row, this one included.
+        failures: u32,
+        /// `health.failures`.
+        limit: u32,
+    },
     /// A process failed `health.failures` checks in a row; it is stopped and its exit
     /// counts as abnormal.
     Unhealthy {
         /// The process.
         node: NodeId,
+    },
+    /// The answer to a spawn that was no longer wanted (its supervisor had moved on): the
+    /// new process is killed and tracked until reaped.
+    Unwanted {
+        /// The process node.
+        node: NodeId,
+        /// The pid of the unwanted process.
+        pid: Pid,
+    },
+    /// A stop signal arrived while vigil was already stopping.
+    StopRepeated {
+        /// The signal.
+        signal: Signal,
+        /// True: it came within [`REPEAT_WINDOW`] of the first and was taken as the same
+        /// request; false: it escalates to killing what is left.
+        ignored: bool,
     },
     /// A supervisor begins stopping all its children.
     Stopping {
@@ -264,20 +354,6 @@ pub enum End {
     },
 }
 
-impl End {
-    /// The exit code vigil uses when the root ends this way.
-    pub fn exit_code(self) -> u8 {
-        use crate::exit;
-        match self {
-            End::Stopped => exit::OK,
-            End::GaveUp { .. } => exit::GAVE_UP,
-            End::StartFailed { .. } => exit::START_FAILED,
-            End::AutoShutdown { gave_up: true, .. } => exit::GAVE_UP,
-            End::AutoShutdown { status, .. } => status.map_or(exit::OK, ExitStatus::shell_code),
-        }
-    }
-}
-
 /// How a child ended, as its supervisor sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitReason {
@@ -293,8 +369,8 @@ pub enum ExitReason {
 /// A read-only view of one node, for tests and status output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NodeView {
-    /// `stopped`, `running`, `exited`, `restarting`, `stopping` or `removed`.
-    pub state: &'static str,
+    /// Where it is in its life.
+    pub state: State,
     /// The pid, for a running or stopping process.
     pub pid: Option<Pid>,
     /// A running process that is ready: spawned without `ready`, or its `ready` check
@@ -307,16 +383,21 @@ pub struct NodeView {
 enum Status {
     /// Not running; the spec is kept (OTP `pid = undefined`).
     Stopped,
+    /// A process whose [`Action::Spawn`] (with this token) is not answered yet; its
+    /// supervisor waits in `Wait::Started`.
+    Starting { token: Token },
     /// Running. Processes have a pid; supervisors run their own program.
-    Running { pid: Option<Pid>, since: Instant },
+    Running { pid: Option<Pid>, since: Time },
     /// Dead by itself; its supervisor has an `Exit` message queued for it.
     Exited { reason: ExitReason },
     /// A restart was decided; it happens at `at` (OTP `{restarting, Pid}`).
-    Restarting { at: Instant },
-    /// Being stopped by vigil. `kill_at` is when SIGKILL follows, if ever.
+    Restarting { at: Time },
+    /// Being stopped by vigil. `kill_at` is when SIGKILL follows, if ever. A process
+    /// whose spawn is not answered yet (`NodeState::spawn`) has no pid: it is killed as
+    /// soon as the answer comes.
     Stopping {
         pid: Option<Pid>,
-        kill_at: Option<Instant>,
+        kill_at: Option<Time>,
         killed: bool,
     },
 }
@@ -389,9 +470,13 @@ struct NodeState {
     /// Consecutive restarts, for the backoff schedule.
     attempt: u32,
     /// When the current (or last) process was spawned, for the backoff reset.
-    spawned_at: Option<Instant>,
+    spawned_at: Option<Time>,
     /// A temporary child that ended: gone from its supervisor (OTP deletes its spec).
     removed: bool,
+    /// The spawn asked for and not answered yet. At most one per node: a node is started
+    /// only from `Stopped`, and a node with an unanswered spawn is `Starting` or
+    /// `Stopping` until the answer comes (at most one live process per node).
+    spawn: Option<Token>,
     sup: Option<SupState>,
 }
 
@@ -402,17 +487,24 @@ pub struct Engine {
     pids: HashMap<Pid, NodeId>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
-    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    timers: BinaryHeap<Reverse<(Time, Timer)>>,
     ready: VecDeque<NodeId>,
     /// Readiness and health state per node (see `readiness`).
     probes: Vec<readiness::NodeProbe>,
     rng: Rng,
     /// vigil itself is stopping: nothing is started or restarted any more.
     stopping: bool,
-    stop_deadline: Option<Instant>,
+    stop_deadline: Option<Time>,
     finished: bool,
     /// Operator commands accepted and not answered yet.
     pending_controls: Vec<control::Pending>,
+    /// The token of the next [`Action::Spawn`].
+    next_token: u64,
+    /// Processes whose spawn answer was not expected at all (an unknown token): killed
+    /// and tracked until reaped, so their exit is neither a child's nor an orphan's.
+    strays: HashMap<Pid, NodeId>,
+    /// The first stop signal and when it came (for [`REPEAT_WINDOW`] and the exit code).
+    stop_request: Option<(Time, Signal)>,
 }
 
 impl Engine {
@@ -428,6 +520,7 @@ impl Engine {
                 attempt: 0,
                 spawned_at: None,
                 removed: false,
+                spawn: None,
                 sup: n.as_supervisor().map(|s| SupState {
                     window: Window::new(s.intensity, s.period),
                     program: VecDeque::new(),
@@ -453,6 +546,9 @@ impl Engine {
             stop_deadline: None,
             finished: false,
             pending_controls: Vec::new(),
+            next_token: 0,
+            strays: HashMap::new(),
+            stop_request: None,
         }
     }
 
@@ -462,13 +558,13 @@ impl Engine {
     }
 
     /// Begins the initial start of the whole tree, in order.
-    pub fn start(&mut self, now: Instant) {
+    pub fn start(&mut self, now: Time) {
         self.init_supervisor(NodeId::ROOT, now);
         self.settle(now);
     }
 
     /// Feeds one input.
-    pub fn handle(&mut self, input: Input, now: Instant) {
+    pub fn handle(&mut self, input: Input, now: Time) {
         if let Input::Control { id, command } = input {
             self.control(id, command);
             self.settle(now);
@@ -476,17 +572,21 @@ impl Engine {
             return;
         }
         if self.finished {
+            // Nothing runs any more, but a late spawn answer still gets its process killed.
+            if let Input::Spawned { node, pid, .. } = input {
+                self.unwanted(node, pid);
+            } else if let Input::Exited { pid, .. } = input {
+                self.strays.remove(&pid);
+            }
             return;
         }
         match input {
-            Input::Spawned { node, pid } => self.on_spawned(node, pid, now),
-            Input::SpawnFailed { node, error } => self.on_spawn_failed(node, error, now),
-            Input::Exited { pid, status } => self.on_exited(pid, status, now),
-            Input::Stop => {
-                if !self.stopping {
-                    self.shutdown_self(NodeId::ROOT, End::Stopped, now);
-                }
+            Input::Spawned { node, token, pid } => self.on_spawned(node, token, pid, now),
+            Input::SpawnFailed { node, token, error } => {
+                self.on_spawn_failed(node, token, error, now)
             }
+            Input::Exited { pid, status } => self.on_exited(pid, status, now),
+            Input::Stop { signal } => self.on_stop_signal(signal, now),
             Input::Kill => {
                 if !self.stopping {
                     self.begin_stopping(now);
@@ -495,8 +595,7 @@ impl Engine {
             }
             Input::Tick | Input::Control { .. } => {}
             Input::Ready { node } => self.on_ready(node),
-            Input::NotReady { node } => self.on_not_ready(node),
-            Input::Unhealthy { node } => self.on_unhealthy(node, now),
+            Input::HealthCheck { node, passed } => self.on_health_check(node, passed, now),
         }
         self.settle(now);
         self.sweep_controls();
@@ -513,7 +612,7 @@ impl Engine {
     }
 
     /// When [`Input::Tick`] must be fed next; `None` when no timer is armed.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub fn next_deadline(&self) -> Option<Time> {
         if self.finished {
             return None;
         }
@@ -522,13 +621,20 @@ impl Engine {
 
     /// When the overall `shutdown_timeout` of the current stop runs out, if one is set and
     /// vigil is stopping. Stays set after it has passed.
-    pub fn stop_deadline(&self) -> Option<Instant> {
+    pub fn stop_deadline(&self) -> Option<Time> {
         self.stop_deadline
     }
 
-    /// Whether `pid` belongs to a child of the tree (otherwise it is an adopted orphan).
+    /// Whether `pid` belongs to a child of the tree, or to a spawn the engine did not want
+    /// and has killed (otherwise it is an adopted orphan).
     pub fn is_child(&self, pid: Pid) -> bool {
-        self.pids.contains_key(&pid)
+        self.pids.contains_key(&pid) || self.strays.contains_key(&pid)
+    }
+
+    /// The first stop signal vigil received, if any (an interrupted `--exit-with` run
+    /// exits with 128 + its number).
+    pub fn stop_signal(&self) -> Option<Signal> {
+        self.stop_request.map(|(_, signal)| signal)
     }
 
     /// Whether the root has finished ([`Action::Exit`] was queued).
@@ -540,12 +646,13 @@ impl Engine {
     pub fn view(&self, node: NodeId) -> NodeView {
         let st = &self.nodes[node.index()];
         let (state, pid) = match st.status {
-            _ if st.removed => ("removed", None),
-            Status::Stopped => ("stopped", None),
-            Status::Running { pid, .. } => ("running", pid),
-            Status::Exited { .. } => ("exited", None),
-            Status::Restarting { .. } => ("restarting", None),
-            Status::Stopping { pid, .. } => ("stopping", pid),
+            _ if st.removed => (State::Removed, None),
+            Status::Stopped => (State::Stopped, None),
+            Status::Starting { .. } => (State::Starting, None),
+            Status::Running { pid, .. } => (State::Running, pid),
+            Status::Exited { .. } => (State::Exited, None),
+            Status::Restarting { .. } => (State::Restarting, None),
+            Status::Stopping { pid, .. } => (State::Stopping, pid),
         };
         NodeView {
             state,
@@ -556,26 +663,81 @@ impl Engine {
 
     // ----- inputs -----
 
-    fn on_spawned(&mut self, node: NodeId, pid: Pid, now: Instant) {
-        let st = &mut self.nodes[node.index()];
-        st.status = Status::Running {
-            pid: Some(pid),
-            since: now,
+    /// Whether `token` is the unanswered spawn of `node` (and takes it).
+    fn take_spawn(&mut self, node: NodeId, token: Token) -> bool {
+        let Some(st) = self.nodes.get_mut(node.index()) else {
+            return false;
         };
+        if st.spawn != Some(token) {
+            return false;
+        }
+        st.spawn = None;
+        true
+    }
+
+    fn on_spawned(&mut self, node: NodeId, token: Token, pid: Pid, now: Time) {
+        if !self.take_spawn(node, token) {
+            // Not a spawn this engine asked for (or answered twice): never adopted.
+            self.unwanted(node, pid);
+            return;
+        }
+        let st = &mut self.nodes[node.index()];
         st.incarnation += 1;
         st.spawned_at = Some(now);
         self.pids.insert(pid, node);
-        for a in self.ancestors(node) {
-            self.sup_mut(a).live += 1;
-        }
-        if !self.await_ready(node, pid, now) {
-            self.step_done(node, Wait::Started(node));
+        match st.status {
+            Status::Starting { .. } => {
+                st.status = Status::Running {
+                    pid: Some(pid),
+                    since: now,
+                };
+                if !self.await_ready(node, pid, now) {
+                    self.step_done(node, Wait::Started(node));
+                }
+            }
+            _ => {
+                // Its supervisor stopped wanting it while the spawn was under way (it is
+                // being terminated): the new process is killed, and the termination
+                // completes when it is reaped.
+                st.status = Status::Stopping {
+                    pid: Some(pid),
+                    kill_at: None,
+                    killed: true,
+                };
+                self.events.push_back(Event::Unwanted { node, pid });
+                self.actions.push_back(Action::Signal {
+                    node,
+                    pid,
+                    signal: Signal::KILL,
+                });
+            }
         }
     }
 
-    fn on_spawn_failed(&mut self, node: NodeId, error: String, now: Instant) {
+    /// A process nobody asked for: SIGKILL its group and remember it until it is reaped.
+    fn unwanted(&mut self, node: NodeId, pid: Pid) {
+        self.strays.insert(pid, node);
+        self.events.push_back(Event::Unwanted { node, pid });
+        self.actions.push_back(Action::Signal {
+            node,
+            pid,
+            signal: Signal::KILL,
+        });
+    }
+
+    fn on_spawn_failed(&mut self, node: NodeId, token: Token, error: String, now: Time) {
+        if !self.take_spawn(node, token) {
+            return; // An answer to nothing this engine is waiting for.
+        }
         self.events.push_back(Event::SpawnFailed { node, error });
+        self.release_live(node);
+        let was_starting = matches!(self.nodes[node.index()].status, Status::Starting { .. });
         self.nodes[node.index()].status = Status::Stopped;
+        if !was_starting {
+            // Being terminated while its spawn was under way: nothing to stop any more.
+            self.terminated(node);
+            return;
+        }
         let parent = self.parent(node);
         if self.sup(parent).waiting == Some(Wait::Started(node)) {
             self.sup_mut(parent).waiting = None;
@@ -583,10 +745,8 @@ impl Engine {
         }
     }
 
-    fn on_exited(&mut self, pid: Pid, status: ExitStatus, now: Instant) {
-        let Some(node) = self.pids.remove(&pid) else {
-            return; // An adopted orphan: OTP ignores 'EXIT' from unknown pids.
-        };
+    /// One process under each ancestor of `node` is gone (reaped, or its spawn failed).
+    fn release_live(&mut self, node: NodeId) {
         for a in self.ancestors(node) {
             let sup = self.sup_mut(a);
             sup.live = sup.live.saturating_sub(1);
@@ -595,6 +755,16 @@ impl Engine {
                 self.ready.push_back(a);
             }
         }
+    }
+
+    fn on_exited(&mut self, pid: Pid, status: ExitStatus, now: Time) {
+        if self.strays.remove(&pid).is_some() {
+            return; // A process the engine never adopted; its kill is done.
+        }
+        let Some(node) = self.pids.remove(&pid) else {
+            return; // An adopted orphan: OTP ignores 'EXIT' from unknown pids.
+        };
+        self.release_live(node);
         let expected = matches!(self.nodes[node.index()].status, Status::Stopping { .. });
         self.events.push_back(Event::Exited {
             node,
@@ -618,7 +788,7 @@ impl Engine {
     // ----- the interpreter -----
 
     /// Runs every supervisor that can make progress and every timer that is due.
-    fn settle(&mut self, now: Instant) {
+    fn settle(&mut self, now: Time) {
         loop {
             while let Some(s) = self.ready.pop_front() {
                 self.run(s, now);
@@ -637,7 +807,7 @@ impl Engine {
     }
 
     /// Executes `s`'s program, then its mailbox, until it has to wait.
-    fn run(&mut self, s: NodeId, now: Instant) {
+    fn run(&mut self, s: NodeId, now: Time) {
         loop {
             if self.finished {
                 return;
@@ -656,7 +826,7 @@ impl Engine {
         }
     }
 
-    fn exec_step(&mut self, s: NodeId, step: Step, now: Instant) {
+    fn exec_step(&mut self, s: NodeId, step: Step, now: Time) {
         match step {
             Step::Start(c) => self.start_child(s, c, now),
             Step::Terminate(c) => self.terminate_child(s, c, now),
@@ -673,7 +843,7 @@ impl Engine {
         }
     }
 
-    fn exec_msg(&mut self, s: NodeId, msg: Msg, now: Instant) {
+    fn exec_msg(&mut self, s: NodeId, msg: Msg, now: Time) {
         match msg {
             Msg::Exit(c, inc) => {
                 let st = &self.nodes[c.index()];
@@ -692,25 +862,39 @@ impl Engine {
     }
 
     /// OTP `do_start_child`: spawn a process, or run a child supervisor's `init`.
-    fn start_child(&mut self, s: NodeId, c: NodeId, now: Instant) {
+    fn start_child(&mut self, s: NodeId, c: NodeId, now: Time) {
         let st = &mut self.nodes[c.index()];
         if self.stopping || st.removed {
             return;
         }
         match st.status {
-            Status::Running { .. } | Status::Stopping { .. } | Status::Exited { .. } => return,
+            Status::Starting { .. }
+            | Status::Running { .. }
+            | Status::Stopping { .. }
+            | Status::Exited { .. } => return,
             Status::Stopped | Status::Restarting { .. } => st.status = Status::Stopped,
         }
         self.sup_mut(s).waiting = Some(Wait::Started(c));
         match self.tree.node(c).kind {
-            NodeKind::Process(_) => self.actions.push_back(Action::Spawn { node: c }),
+            NodeKind::Process(_) => {
+                let token = Token(self.next_token);
+                self.next_token += 1;
+                let st = &mut self.nodes[c.index()];
+                st.status = Status::Starting { token };
+                st.spawn = Some(token);
+                // Counted as live from the request on: a subtree kill waits for the answer.
+                for a in self.ancestors(c) {
+                    self.sup_mut(a).live += 1;
+                }
+                self.actions.push_back(Action::Spawn { node: c, token });
+            }
             NodeKind::Supervisor(_) => self.init_supervisor(c, now),
         }
     }
 
     /// OTP `init/1` + `start_children/2` of a (child) supervisor: a fresh window, every
     /// child spec back (temporary ones included), then start in order.
-    fn init_supervisor(&mut self, s: NodeId, now: Instant) {
+    fn init_supervisor(&mut self, s: NodeId, now: Time) {
         let spec = self
             .tree
             .node(s)
@@ -743,7 +927,7 @@ impl Engine {
     }
 
     /// OTP `do_terminate` + `shutdown/1`: stop one child per its shutdown spec.
-    fn terminate_child(&mut self, s: NodeId, c: NodeId, now: Instant) {
+    fn terminate_child(&mut self, s: NodeId, c: NodeId, now: Time) {
         let node = self.tree.node(c);
         let shutdown = node.shutdown;
         let stop_signal = node.as_process().map_or(Signal::TERM, |p| p.stop_signal);
@@ -758,6 +942,16 @@ impl Engine {
                 self.drop_if_temporary(c);
             }
             Status::Stopping { .. } => self.sup_mut(s).waiting = Some(Wait::Terminated(c)),
+            // Its spawn is under way: the process is killed as soon as the answer comes
+            // (or nothing is left to stop if the spawn fails).
+            Status::Starting { .. } => {
+                self.nodes[c.index()].status = Status::Stopping {
+                    pid: None,
+                    kill_at: None,
+                    killed: true,
+                };
+                self.sup_mut(s).waiting = Some(Wait::Terminated(c));
+            }
             Status::Running { pid, .. } => {
                 let kill_at = match shutdown {
                     Shutdown::Timeout(d) if !d.is_zero() => Some(now + d),
@@ -773,11 +967,7 @@ impl Engine {
                 self.sup_mut(s).waiting = Some(Wait::Terminated(c));
                 match (pid, brutal) {
                     (Some(pid), true) => self.kill_process(c, pid),
-                    (Some(pid), false) => self.actions.push_back(Action::Signal {
-                        node: c,
-                        pid,
-                        signal: stop_signal,
-                    }),
+                    (Some(pid), false) => self.stop_signal_to(c, pid, stop_signal),
                     (None, true) => self.kill_subtree(c, End::Stopped),
                     (None, false) => self.shutdown_program(c, End::Stopped),
                 }
@@ -794,17 +984,14 @@ impl Engine {
     }
 
     /// The end of a supervisor's shutdown: every child is down.
-    fn finish(&mut self, s: NodeId, end: End, now: Instant) {
+    fn finish(&mut self, s: NodeId, end: End, now: Time) {
         let sup = self.sup_mut(s);
         sup.mailbox.clear();
         sup.program.clear();
         if s == NodeId::ROOT {
             self.finished = true;
             self.nodes[s.index()].status = Status::Stopped;
-            self.actions.push_back(Action::Exit {
-                code: end.exit_code(),
-                end,
-            });
+            self.actions.push_back(Action::Exit { end });
             return;
         }
         let parent = self.parent(s);
@@ -843,7 +1030,7 @@ impl Engine {
     }
 
     /// OTP `do_restart/3`: the four clauses, in order.
-    fn do_restart(&mut self, s: NodeId, c: NodeId, reason: ExitReason, now: Instant) {
+    fn do_restart(&mut self, s: NodeId, c: NodeId, reason: ExitReason, now: Time) {
         if self.stopping {
             // vigil is stopping: nothing is restarted, anywhere.
             self.nodes[c.index()].status = Status::Stopped;
@@ -898,7 +1085,7 @@ impl Engine {
     ///
     /// vigil's addition: the restart happens after the child's backoff delay. The
     /// siblings the strategy takes down are stopped now; the group starts at the delay.
-    fn restart(&mut self, s: NodeId, c: NodeId, now: Instant) {
+    fn restart(&mut self, s: NodeId, c: NodeId, now: Time) {
         if !self.sup_mut(s).window.add(now) {
             self.events.push_back(Event::GaveUp {
                 supervisor: s,
@@ -987,7 +1174,7 @@ impl Engine {
     /// A start failed. During the initial start that aborts the supervisor (OTP
     /// `init_children/2`); later it is a failed restart attempt that counts (OTP
     /// `try_again_restart`).
-    fn start_failed(&mut self, s: NodeId, c: NodeId, now: Instant) {
+    fn start_failed(&mut self, s: NodeId, c: NodeId, now: Time) {
         if self.manual_start_failed(s, c) {
             return;
         }
@@ -1005,7 +1192,7 @@ impl Engine {
     }
 
     /// OTP `do_auto_shutdown/2`.
-    fn auto_shutdown(&mut self, s: NodeId, c: NodeId, reason: ExitReason, now: Instant) {
+    fn auto_shutdown(&mut self, s: NodeId, c: NodeId, reason: ExitReason, now: Time) {
         let node = self.tree.node(c);
         if !node.significant {
             return;
@@ -1046,15 +1233,39 @@ impl Engine {
     // ----- shutdown -----
 
     /// A supervisor decides to end (gave up, auto-shutdown, or the root is told to stop).
-    fn shutdown_self(&mut self, s: NodeId, end: End, now: Instant) {
+    fn shutdown_self(&mut self, s: NodeId, end: End, now: Time) {
         if s == NodeId::ROOT {
             self.begin_stopping(now);
         }
         self.shutdown_program(s, end);
     }
 
+    /// [`Input::Stop`]: the first stop signal stops the tree; a repeat within
+    /// [`REPEAT_WINDOW`] is the same request delivered twice; a later one kills.
+    fn on_stop_signal(&mut self, signal: Signal, now: Time) {
+        match self.stop_request {
+            None => {
+                self.stop_request = Some((now, signal));
+                if !self.stopping {
+                    self.shutdown_self(NodeId::ROOT, End::Stopped, now);
+                }
+            }
+            Some((first, _)) => {
+                let ignored = now.saturating_duration_since(first) < REPEAT_WINDOW;
+                self.events
+                    .push_back(Event::StopRepeated { signal, ignored });
+                if !ignored {
+                    if !self.stopping {
+                        self.begin_stopping(now);
+                    }
+                    self.kill_subtree(NodeId::ROOT, End::Stopped);
+                }
+            }
+        }
+    }
+
     /// vigil itself is stopping: arm `shutdown_timeout`, if any.
-    fn begin_stopping(&mut self, now: Instant) {
+    fn begin_stopping(&mut self, now: Time) {
         self.stopping = true;
         if let Some(t) = self.tree.shutdown_timeout {
             let at = now + t;
@@ -1110,6 +1321,14 @@ impl Engine {
                     });
                 }
                 (NodeKind::Process(_), Status::Stopping { .. }) => {}
+                // The answer to its spawn kills it (see `on_spawned`).
+                (NodeKind::Process(_), Status::Starting { .. }) => {
+                    self.nodes[d.index()].status = Status::Stopping {
+                        pid: None,
+                        kill_at: None,
+                        killed: true,
+                    };
+                }
                 (NodeKind::Process(_), _) => self.nodes[d.index()].status = Status::Stopped,
                 (NodeKind::Supervisor(spec), _) => {
                     stack.extend(spec.children.iter().copied());
@@ -1130,6 +1349,24 @@ impl Engine {
         self.ready.push_back(s);
     }
 
+    /// Sends a process its stop signal, then SIGCONT: a stopped (SIGSTOP, SIGTSTP)
+    /// process receives the stop signal only once it continues (systemd does the same),
+    /// so a child that stopped itself ends within its grace instead of waiting it out.
+    fn stop_signal_to(&mut self, c: NodeId, pid: Pid, signal: Signal) {
+        self.actions.push_back(Action::Signal {
+            node: c,
+            pid,
+            signal,
+        });
+        if signal != Signal::KILL && signal != Signal::CONT {
+            self.actions.push_back(Action::Signal {
+                node: c,
+                pid,
+                signal: Signal::CONT,
+            });
+        }
+    }
+
     fn kill_process(&mut self, c: NodeId, pid: Pid) {
         if let Status::Stopping { killed, .. } = &mut self.nodes[c.index()].status {
             *killed = true;
@@ -1143,7 +1380,7 @@ impl Engine {
 
     // ----- timers -----
 
-    fn fire_due_timer(&mut self, now: Instant) -> bool {
+    fn fire_due_timer(&mut self, now: Time) -> bool {
         let Some(&Reverse((at, timer))) = self.timers.peek() else {
             return false;
         };
@@ -1182,7 +1419,7 @@ impl Engine {
         true
     }
 
-    fn timer_valid(&self, at: Instant, timer: Timer) -> bool {
+    fn timer_valid(&self, at: Time, timer: Timer) -> bool {
         if self.finished {
             return false;
         }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use super::harness::{Behaviour, Sim, lines};
-use crate::spec::{ExitStatus, Signal};
+use vigil::spec::{ExitStatus, Signal};
 
 const KILL: Signal = Signal::KILL;
 const TERM: Signal = Signal::TERM;

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use super::harness::{Behaviour, OnStop, Sim, lines};
-use crate::core::Event;
-use crate::spec::ExitStatus;
+use vigil::core::Event;
+use vigil::spec::ExitStatus;
 
 /// A process in OTP mode (no backoff, 1 s grace) with extra settings.
 fn p(name: &str, extra: &str) -> String {
@@ -313,8 +313,8 @@ mod props {
     use proptest::prelude::*;
 
     use super::super::harness::{Behaviour, OnStop, Sim};
-    use crate::core::{Event, Input};
-    use crate::spec::{ExitStatus, Signal};
+    use vigil::core::{Event, Input};
+    use vigil::spec::{ExitStatus, Signal};
 
     #[derive(Clone, Debug)]
     enum Op {
@@ -433,8 +433,8 @@ mod props {
             }
             let now = sim.now + Duration::from_secs(3600);
             sim.engine.handle(Input::Tick, now);
-            sim.engine.handle(Input::Ready { node: crate::spec::NodeId(1) }, now);
-            sim.engine.handle(Input::Unhealthy { node: crate::spec::NodeId(1) }, now);
+            sim.engine.handle(Input::Ready { node: vigil::spec::NodeId(1) }, now);
+            sim.engine.handle(Input::HealthCheck { node: vigil::spec::NodeId(1), passed: false }, now);
             sim.engine.handle(Input::Exited { pid: 101, status: ExitStatus::Signaled(Signal::KILL) }, now);
             prop_assert_eq!(sim.engine.poll_action(), None);
             prop_assert_eq!(sim.engine.next_deadline(), None);

@@ -14,8 +14,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::harness::{Behaviour, OnStop, Sim};
-use crate::core::{Command, Event, Input};
-use crate::spec::{ExitStatus, NodeId, Signal};
+use vigil::core::{Command, Event, Input};
+use vigil::spec::{ExitStatus, NodeId, Signal};
 
 #[derive(Clone, Debug)]
 struct Proc {
@@ -45,6 +45,13 @@ enum Op {
     Stop,
     /// An operator command: 0 stop, 1 start, 2 restart, 3 SIGHUP; on node `usize`.
     Control(u8, usize),
+    /// Several exits in one drain of the loop (each followed by its actions).
+    Batch(Vec<(usize, i32)>),
+    /// Spawns are held unanswered until the next `Release` (answers arrive late, after
+    /// other inputs).
+    Hold,
+    /// Answer the held spawns.
+    Release,
 }
 
 fn proc_strategy() -> impl Strategy<Value = Proc> {
@@ -92,6 +99,9 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         (0u64..4_000).prop_map(Op::Wait),
         Just(Op::Stop),
         (0u8..4, 0usize..10).prop_map(|(k, n)| Op::Control(k, n)),
+        prop::collection::vec((0usize..8, 0i32..2), 2..5).prop_map(Op::Batch),
+        Just(Op::Hold),
+        Just(Op::Release),
     ]
 }
 
@@ -207,6 +217,22 @@ proptest! {
                     }
                 }
                 Op::Wait(ms) => sim.run_ms(ms),
+                Op::Batch(exits) => {
+                    let mut names: Vec<String> = exits
+                        .iter()
+                        .map(|(i, _)| format!("p{}", i % procs.len()))
+                        .collect();
+                    names.dedup();
+                    let batch: Vec<(&str, ExitStatus)> = names
+                        .iter()
+                        .zip(&exits)
+                        .filter(|(n, _)| sim.pid(n).is_some())
+                        .map(|(n, (_, c))| (n.as_str(), ExitStatus::Code(*c)))
+                        .collect();
+                    sim.batch_exits(&batch);
+                }
+                Op::Hold => sim.hold_spawns(),
+                Op::Release => sim.release_spawns(),
                 // A stop mid-way (perhaps during a group restart or a backoff delay); the
                 // ops that follow still poke at processes that are stopping.
                 Op::Stop => sim.stop(),
@@ -227,10 +253,13 @@ proptest! {
                 prop_assert_eq!(sim.alive_count(), 0, "exit with children alive:\n{}", sim.dump());
             }
         }
+        sim.release_spawns();
         if sim.exit.is_none() {
             sim.stop();
         }
         let code = sim.run_to_exit();
+        prop_assert!(sim.max_instances() <= 1, "two live processes for one node:\n{}", sim.dump());
+        prop_assert_eq!(sim.stale_signals(), 0, "a signal to a reaped process:\n{}", sim.dump());
         prop_assert!(code != 69, "no start can fail here");
         prop_assert_eq!(sim.alive_count(), 0, "children left after exit:\n{}", sim.dump());
         check_windows(&sim)?;
@@ -245,7 +274,7 @@ proptest! {
         // Nothing happens after the exit, whatever comes in.
         let now = sim.now + Duration::from_secs(3600);
         sim.engine.handle(Input::Tick, now);
-        sim.engine.handle(Input::Stop, now);
+        sim.engine.handle(Input::Stop { signal: Signal::TERM }, now);
         sim.engine.handle(Input::Exited { pid: 101, status: ExitStatus::Code(1) }, now);
         prop_assert_eq!(sim.engine.poll_action(), None);
         prop_assert_eq!(sim.engine.next_deadline(), None);

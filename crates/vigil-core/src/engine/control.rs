@@ -37,9 +37,9 @@
 //! The root cannot be stopped, started or restarted this way (a stop signal to vigil
 //! stops the tree). Once vigil is stopping, every command but `Signal` is refused.
 
-use std::time::Instant;
+use crate::Time;
 
-use super::{Action, Engine, Event, Msg, Status, Step};
+use super::{Action, Engine, Event, Msg, State, Status, Step};
 use crate::spec::{NodeId, NodeKind, Restart, Signal};
 
 /// An operator's command (`vigil stop|start|restart|signal NAME`).
@@ -111,6 +111,25 @@ pub enum ControlError {
     /// The target's supervisor changed course before the command completed (it began a
     /// restart of its children, or stopped); the command's effect may be partial.
     Interrupted(NodeId),
+}
+
+/// Why a node is not ready (see [`Engine::unready`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unready {
+    /// It is not running: it is in this state.
+    State(State),
+    /// It runs, but its `ready` check has not passed or its health checks fail.
+    NotReady,
+}
+
+impl Unready {
+    /// The word `vigil wait-ready` and `/readyz` show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unready::State(s) => s.as_str(),
+            Unready::NotReady => "not ready",
+        }
+    }
 }
 
 /// A command accepted and not yet completed.
@@ -193,7 +212,10 @@ impl Engine {
             }
             (
                 Command::Start(_),
-                Status::Running { .. } | Status::Stopping { .. } | Status::Exited { .. },
+                Status::Starting { .. }
+                | Status::Running { .. }
+                | Status::Stopping { .. }
+                | Status::Exited { .. },
             ) => {
                 return self.control_done(id, command, Err(ControlError::Running));
             }
@@ -326,26 +348,26 @@ impl Engine {
     /// supervisor is ready when it runs and every `permanent` child is ready; children
     /// that are not permanent are looked into only when they are running supervisors
     /// (their own permanent children count). Nothing is ready once vigil is stopping.
-    pub fn unready(&self, node: NodeId) -> Vec<(NodeId, &'static str)> {
+    pub fn unready(&self, node: NodeId) -> Vec<(NodeId, Unready)> {
         let mut out = Vec::new();
         if self.stopping || self.finished {
-            out.push((NodeId::ROOT, "stopping"));
+            out.push((NodeId::ROOT, Unready::State(State::Stopping)));
             return out;
         }
         self.collect_unready(node, &mut out);
         out
     }
 
-    fn collect_unready(&self, node: NodeId, out: &mut Vec<(NodeId, &'static str)>) {
+    fn collect_unready(&self, node: NodeId, out: &mut Vec<(NodeId, Unready)>) {
         let view = self.view(node);
-        if view.state != "running" {
-            out.push((node, view.state));
+        if view.state != State::Running {
+            out.push((node, Unready::State(view.state)));
             return;
         }
         match &self.tree.node(node).kind {
             NodeKind::Process(_) => {
                 if !self.process_ready(node) {
-                    out.push((node, "not ready"));
+                    out.push((node, Unready::NotReady));
                 }
             }
             NodeKind::Supervisor(spec) => {
@@ -371,7 +393,7 @@ impl Engine {
     }
 
     /// Since when `node` has been running (its current incarnation), if it is.
-    pub fn running_since(&self, node: NodeId) -> Option<Instant> {
+    pub fn running_since(&self, node: NodeId) -> Option<Time> {
         match self.nodes[node.index()].status {
             Status::Running { since, .. } => Some(since),
             _ => None,

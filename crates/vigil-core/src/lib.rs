@@ -1,4 +1,9 @@
-//! The pure supervision engine: every decision vigil makes about its tree.
+//! vigil-core: the pure supervision engine (every decision vigil makes about its tree)
+//! and the tree model it runs ([`spec`]).
+//!
+//! A crate of its own so that the compiler keeps it pure: it depends on no tokio, nix or
+//! libc, forbids `unsafe`, and its `clippy.toml` bans reading a clock. The `vigil` crate
+//! drives it (quinn-proto is to quinn what this crate is to vigil).
 //!
 //! # Contract (quinn-proto's shape, OTP's semantics)
 //!
@@ -24,14 +29,17 @@
 //! differs from OTP (backoff; exact instead of whole-second times; nothing restarts once
 //! vigil itself is stopping; exit codes) `docs/ARCHITECTURE.md` says so.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod backoff;
 mod engine;
 pub mod intensity;
-
-#[cfg(test)]
-mod tests;
+pub mod spec;
+mod time;
 
 pub use engine::{
     Action, Command, ControlError, Done, End, Engine, Event, ExitReason, Input, NodeView, Pid,
-    Probe,
+    Probe, REPEAT_WINDOW, State, Token, Unready,
 };
+pub use time::Time;

@@ -3,8 +3,8 @@
 //! supervisor, queued behind a program, and during shutdown.
 
 use super::harness::{Behaviour, Sim, lines};
-use crate::core::{Command, ControlError, Done, Event, Input};
-use crate::spec::{NodeId, Signal};
+use vigil::core::{Command, ControlError, Done, Event, Input, State, Unready};
+use vigil::spec::{NodeId, Signal};
 
 type Outcome = Result<Done, ControlError>;
 
@@ -380,13 +380,16 @@ fn readiness_predicate() {
     sim.kill("a", Signal::KILL);
     assert_eq!(
         sim.engine.unready(root),
-        vec![(id(&sim, "a"), "restarting")]
+        vec![(id(&sim, "a"), Unready::State(State::Restarting))]
     );
     assert!(sim.engine.is_ready(id(&sim, "s")));
     sim.run_ms(2_000);
     assert!(sim.engine.is_ready(root));
     assert_eq!(stop(&mut sim, 1, "x"), Some(Ok(Done::Stopped)));
-    assert_eq!(sim.engine.unready(root), vec![(id(&sim, "x"), "stopped")]);
+    assert_eq!(
+        sim.engine.unready(root),
+        vec![(id(&sim, "x"), Unready::State(State::Stopped))]
+    );
     assert!(!sim.engine.is_ready(id(&sim, "s")));
     assert!(sim.engine.is_ready(id(&sim, "a")));
     sim.stop();

@@ -1,8 +1,8 @@
 //! The validated supervision tree: what the config means, with every default filled in.
 //!
 //! This module owns the *model* of a configuration. It is plain data: the
-//! config loader (`crate::config`) is the only producer, the engine
-//! (`crate::core`) and the runtime are consumers. It must never do I/O, read
+//! config loader (`vigil::config`) is the only producer, the engine
+//! (`vigil_core`'s engine) and the runtime are consumers. It must never do I/O, read
 //! a clock, or depend on tokio or nix, so that the pure core can use it.
 //!
 //! The tree is an arena: every supervisor and process is a [`Node`] in
@@ -353,6 +353,8 @@ impl Signal {
     pub const KILL: Signal = Signal(9);
     /// SIGTERM.
     pub const TERM: Signal = Signal(15);
+    /// SIGCONT (Linux numbering; `vigil`'s tests check it against libc).
+    pub const CONT: Signal = Signal(18);
 
     /// `SIGTERM`-style name, or the number for signals without one (real-time signals).
     pub fn name(self) -> String {
@@ -422,7 +424,7 @@ pub const SIGNAL_NAMES: &[(&str, i32)] = &[
 pub struct Ops {
     /// `[control] enabled`: whether vigil listens on a control socket (default true).
     pub control_enabled: bool,
-    /// `[control] socket`: the socket's path; `None` is the default (see `crate::control`).
+    /// `[control] socket`: the socket's path; `None` is the default (see `vigil::control`).
     pub control_socket: Option<PathBuf>,
     /// `[http] listen`: where the HTTP endpoints listen; `None` (the default) starts none.
     pub http_listen: Option<std::net::SocketAddr>,

@@ -7,10 +7,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::core::{Action, Engine, Event, Input, Pid};
-use crate::spec::{ExitStatus, NodeId, Signal};
+use vigil::core::{Action, Engine, Event, Input, Pid, Time};
+use vigil::spec::{ExitStatus, NodeId, Signal};
 
 /// What a simulated child does when it receives its stop signal.
 #[derive(Clone, Copy, Debug)]
@@ -86,13 +86,13 @@ impl Behaviour {
 pub struct Sim {
     /// The engine under test.
     pub engine: Engine,
-    t0: Instant,
+    t0: Time,
     /// Simulated now.
-    pub now: Instant,
+    pub now: Time,
     next_pid: Pid,
     alive: HashMap<Pid, NodeId>,
     /// Scheduled exits: (time, sequence) -> (pid, status).
-    pending: BTreeMap<(Instant, u64), (Pid, ExitStatus)>,
+    pending: BTreeMap<(Time, u64), (Pid, ExitStatus)>,
     seq: u64,
     trace: Vec<(Duration, String)>,
     /// Every event the engine emitted, with its time.
@@ -101,14 +101,20 @@ pub struct Sim {
     pub exit: Option<u8>,
     invocations: HashMap<NodeId, u32>,
     scripts: HashMap<String, Behaviour>,
+    max_instances: usize,
+    /// Signals the engine sent to a process it had already been told was dead.
+    stale_signals: usize,
+    /// Spawn answers held back (`hold_spawns`), delivered by `release_spawns`.
+    held: Vec<Action>,
+    hold: bool,
 }
 
 impl Sim {
     /// A simulation of the tree in `toml` (not started yet).
     pub fn new(toml: &str) -> Sim {
-        let loaded = crate::config::parse(toml, Path::new("test.toml"))
+        let loaded = vigil::config::parse(toml, Path::new("test.toml"))
             .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         Sim {
             engine: Engine::new(loaded.tree, 1),
             t0,
@@ -122,7 +128,63 @@ impl Sim {
             exit: None,
             invocations: HashMap::new(),
             scripts: HashMap::new(),
+            max_instances: 0,
+            stale_signals: 0,
+            held: Vec::new(),
+            hold: false,
         }
+    }
+
+    /// Feeds several exits back to back, each followed by the actions it produced (as the
+    /// loop drains one SIGCHLD), without delivering anything else in between.
+    pub fn batch_exits(&mut self, exits: &[(&str, ExitStatus)]) {
+        let pids: Vec<(Pid, ExitStatus)> = exits
+            .iter()
+            .map(|(name, st)| (self.pid(name).expect("alive"), *st))
+            .collect();
+        for (pid, status) in pids {
+            if self.alive.remove(&pid).is_some() {
+                self.pending.retain(|_, (p, _)| *p != pid);
+                self.engine.handle(Input::Exited { pid, status }, self.now);
+                while let Some(action) = self.engine.poll_action() {
+                    self.execute(action);
+                }
+            }
+        }
+        self.settle();
+    }
+
+    /// Feeds several exits back to back without carrying out any action in between: the
+    /// harshest order (the engine must still never adopt a spawn it no longer wants).
+    pub fn batch_exits_unanswered(&mut self, exits: &[(&str, ExitStatus)]) {
+        let pids: Vec<(Pid, ExitStatus)> = exits
+            .iter()
+            .map(|(name, st)| (self.pid(name).expect("alive"), *st))
+            .collect();
+        for (pid, status) in pids {
+            if self.alive.remove(&pid).is_some() {
+                self.pending.retain(|_, (p, _)| *p != pid);
+                self.engine.handle(Input::Exited { pid, status }, self.now);
+            }
+        }
+        self.settle();
+    }
+
+    /// How many live simulated processes belong to `name`.
+    pub fn instances(&self, name: &str) -> usize {
+        let id = self.id(name);
+        self.alive.values().filter(|n| **n == id).count()
+    }
+
+    /// How many signals went to a process the engine had already been told was dead (a
+    /// reused process group would receive them).
+    pub fn stale_signals(&self) -> usize {
+        self.stale_signals
+    }
+
+    /// The most live processes any one node had at once, over the whole run.
+    pub fn max_instances(&self) -> usize {
+        self.max_instances
     }
 
     /// Scripts the child called `name`.
@@ -198,7 +260,8 @@ impl Sim {
 
     fn execute(&mut self, action: Action) {
         match action {
-            Action::Spawn { node } => {
+            Action::Spawn { .. } if self.hold => self.held.push(action),
+            Action::Spawn { node, token } => {
                 let name = self.name(node);
                 let n = {
                     let n = self.invocations.entry(node).or_insert(0);
@@ -210,23 +273,33 @@ impl Sim {
                     self.record(format!("FAIL {name}"));
                     let error = "No such file or directory".to_string();
                     self.engine
-                        .handle(Input::SpawnFailed { node, error }, self.now);
+                        .handle(Input::SpawnFailed { node, token, error }, self.now);
                     return;
                 }
                 let exit = script.and_then(|b| (b.exit)(n));
                 self.next_pid += 1;
                 let pid = self.next_pid;
                 self.alive.insert(pid, node);
+                let live = self.alive.values().filter(|n| **n == node).count();
+                self.max_instances = self.max_instances.max(live);
                 self.record(format!("START {name}"));
-                self.engine.handle(Input::Spawned { node, pid }, self.now);
+                self.engine
+                    .handle(Input::Spawned { node, token, pid }, self.now);
                 if let Some((after, status)) = exit {
                     self.schedule_exit(pid, after, status);
+                }
+            }
+            // SIGCONT follows every stop signal; the traces leave it out.
+            Action::Signal { signal, pid, .. } if signal == Signal::CONT => {
+                if !self.alive.contains_key(&pid) {
+                    self.stale_signals += 1;
                 }
             }
             Action::Signal { node, pid, signal } => {
                 let name = self.name(node);
                 self.record(format!("{} {name}", &signal.name()[3..]));
                 if !self.alive.contains_key(&pid) {
+                    self.stale_signals += 1;
                     return;
                 }
                 let on_stop = self.scripts.get(&name).map_or(OnStop::Die, |b| b.on_stop);
@@ -241,13 +314,14 @@ impl Sim {
             Action::Ready => {}
             Action::Watch { node, probe, .. } => {
                 let what = match probe {
-                    crate::core::Probe::Ready => "ready",
-                    crate::core::Probe::Health => "health",
+                    vigil::core::Probe::Ready => "ready",
+                    vigil::core::Probe::Health => "health",
                 };
                 self.record(format!("WATCH {} {what}", self.name(node)));
             }
             Action::Unwatch { node } => self.record(format!("UNWATCH {}", self.name(node))),
-            Action::Exit { code, .. } => {
+            Action::Exit { end } => {
+                let code = vigil::exit::for_end(end, self.engine.stop_signal(), false);
                 assert!(self.exit.is_none(), "second Exit action");
                 self.record(format!("EXIT {code}"));
                 self.exit = Some(code);
@@ -261,7 +335,7 @@ impl Sim {
         self.advance_until(None)
     }
 
-    fn advance_until(&mut self, limit: Option<Instant>) -> bool {
+    fn advance_until(&mut self, limit: Option<Time>) -> bool {
         let next_exit = self.pending.first_key_value().map(|((at, _), _)| *at);
         let next = match (next_exit, self.engine.next_deadline()) {
             (Some(a), Some(b)) => a.min(b),
@@ -305,13 +379,32 @@ impl Sim {
 
     /// Asks vigil to stop (SIGTERM).
     pub fn stop(&mut self) {
-        self.engine.handle(Input::Stop, self.now);
+        self.engine.handle(
+            Input::Stop {
+                signal: Signal::TERM,
+            },
+            self.now,
+        );
         self.settle();
     }
 
-    /// A second stop signal.
+    /// SIGQUIT: kill everything at once.
     pub fn kill_all(&mut self) {
         self.engine.handle(Input::Kill, self.now);
+        self.settle();
+    }
+
+    /// Holds back every spawn from now on, unanswered, until [`Sim::release_spawns`].
+    pub fn hold_spawns(&mut self) {
+        self.hold = true;
+    }
+
+    /// Answers the held spawns, in order, feeding nothing else in between.
+    pub fn release_spawns(&mut self) {
+        self.hold = false;
+        for action in std::mem::take(&mut self.held) {
+            self.execute(action);
+        }
         self.settle();
     }
 
@@ -322,18 +415,38 @@ impl Sim {
         self.settle();
     }
 
-    /// One health check of `name` failed (below the threshold).
+    /// One health check of `name` failed.
     pub fn not_ready(&mut self, name: &str) {
         let node = self.id(name);
-        self.engine.handle(Input::NotReady { node }, self.now);
+        let input = Input::HealthCheck {
+            node,
+            passed: false,
+        };
+        self.engine.handle(input, self.now);
         self.settle();
     }
 
-    /// `name` failed its health checks `failures` times in a row.
+    /// One health check of `name` passed.
+    pub fn health_passed(&mut self, name: &str) {
+        let node = self.id(name);
+        let input = Input::HealthCheck { node, passed: true };
+        self.engine.handle(input, self.now);
+        self.settle();
+    }
+
+    /// `name` failed its health checks `health.failures` times in a row.
     pub fn unhealthy(&mut self, name: &str) {
         let node = self.id(name);
-        self.engine.handle(Input::Unhealthy { node }, self.now);
-        self.settle();
+        let limit = self
+            .engine
+            .tree()
+            .node(node)
+            .as_process()
+            .and_then(|p| p.health.as_ref())
+            .map_or(1, |h| h.failures);
+        for _ in 0..limit {
+            self.not_ready(name);
+        }
     }
 
     /// Whether `name` is ready, per the engine's view.
@@ -377,7 +490,7 @@ impl Sim {
 
     /// The engine's state word for `name`.
     pub fn state(&self, name: &str) -> &'static str {
-        self.engine.view(self.id(name)).state
+        self.engine.view(self.id(name)).state.as_str()
     }
 
     /// Number of live simulated processes.

@@ -12,12 +12,11 @@
 //!   spawn: during the initial start that aborts (exit 69), later it is a failed restart
 //!   attempt that counts against the intensity (OTP `try_again_restart`). A child that
 //!   exits before it is ready has failed to start too.
-//! - **Health.** [`Input::Unhealthy`] (the runtime counted `failures` failed checks in a
-//!   row) stops the child with its stop signal and shutdown grace, and its exit then counts
+//! - **Health.** [`Input::HealthCheck`] results are counted here: `health.failures`
+//!   failures in a row stop the child with its stop signal and shutdown grace, and its exit then counts
 //!   as abnormal whatever its status ([`ExitReason::Unhealthy`]): restarted per its restart
 //!   type, counted against the intensity.
-//! - **Readiness while running.** [`Input::NotReady`] (one failed health check) and
-//!   [`Input::Ready`] (a passing one) flip the child's `ready` flag, shown by
+//! - **Readiness while running.** A failed health check and a passing one flip the child's `ready` flag, shown by
 //!   [`Engine::view`].
 //! - The engine tells the runtime what to probe with [`Action::Watch`] and
 //!   [`Action::Unwatch`]; the runtime never decides when a probe matters.
@@ -26,7 +25,9 @@
 //! the inputs above.
 
 use std::cmp::Reverse;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::Time;
 
 use super::{Action, Engine, Event, ExitReason, Pid, Status, Timer, Wait};
 use crate::spec::{NodeId, Shutdown, Signal};
@@ -44,22 +45,25 @@ pub enum Probe {
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct NodeProbe {
     /// The start waits for readiness until this deadline.
-    awaiting: Option<Instant>,
+    awaiting: Option<Time>,
     /// Ready (a process without `ready` is ready once spawned).
     ready: bool,
     /// Being stopped because its health checks failed.
     unhealthy: bool,
+    /// Health checks failed in a row in this incarnation.
+    failures: u32,
 }
 
 impl Engine {
     /// After a spawn: waits for readiness (returns true) or counts the child as ready.
-    pub(super) fn await_ready(&mut self, c: NodeId, pid: Pid, now: Instant) -> bool {
+    pub(super) fn await_ready(&mut self, c: NodeId, pid: Pid, now: Time) -> bool {
         let Some(p) = self.tree.node(c).as_process() else {
             return false;
         };
         let (ready, health) = (p.ready.clone(), p.health.is_some());
         let st = &mut self.probes[c.index()];
         st.unhealthy = false;
+        st.failures = 0;
         match ready {
             Some(r) => {
                 let at = now + r.timeout;
@@ -145,8 +149,45 @@ impl Engine {
         }
     }
 
-    /// [`Input::NotReady`](super::Input::NotReady): a running child lost its readiness.
-    pub(super) fn on_not_ready(&mut self, c: NodeId) {
+    /// [`Input::HealthCheck`](super::Input::HealthCheck): counts failures in a row. The
+    /// first makes a ready process not ready; `health.failures` of them stop it. A pass
+    /// resets the count and makes it ready again.
+    pub(super) fn on_health_check(&mut self, c: NodeId, passed: bool, now: Time) {
+        let Some(limit) = self
+            .tree
+            .node(c)
+            .as_process()
+            .and_then(|p| p.health.as_ref())
+            .map(|h| h.failures)
+        else {
+            return;
+        };
+        let running = self.running_pid(c).is_some();
+        let st = &mut self.probes[c.index()];
+        if !running || st.awaiting.is_some() || st.unhealthy {
+            return; // Not watched for health now: a stale result.
+        }
+        if passed {
+            st.failures = 0;
+            self.on_ready(c);
+            return;
+        }
+        st.failures = st.failures.saturating_add(1);
+        let failures = st.failures;
+        self.events.push_back(Event::HealthCheckFailed {
+            node: c,
+            failures,
+            limit,
+        });
+        if failures >= limit {
+            self.on_unhealthy(c, now);
+        } else {
+            self.on_not_ready(c);
+        }
+    }
+
+    /// A running child lost its readiness (a health check failed).
+    fn on_not_ready(&mut self, c: NodeId) {
         if self.running_pid(c).is_none() {
             return;
         }
@@ -157,9 +198,9 @@ impl Engine {
         }
     }
 
-    /// [`Input::Unhealthy`](super::Input::Unhealthy): stop the child with its stop signal
-    /// and grace; its exit will count as abnormal.
-    pub(super) fn on_unhealthy(&mut self, c: NodeId, now: Instant) {
+    /// `health.failures` checks failed in a row: stop the child with its stop signal and
+    /// grace; its exit will count as abnormal.
+    fn on_unhealthy(&mut self, c: NodeId, now: Time) {
         if self.stopping {
             return; // Everything is being stopped anyway.
         }
@@ -190,11 +231,7 @@ impl Engine {
         if brutal {
             self.kill_process(c, pid);
         } else {
-            self.actions.push_back(Action::Signal {
-                node: c,
-                pid,
-                signal: stop_signal,
-            });
+            self.stop_signal_to(c, pid, stop_signal);
         }
         if let Some(at) = kill_at {
             self.timers.push(Reverse((at, Timer::Kill(c))));
@@ -202,7 +239,7 @@ impl Engine {
     }
 
     /// Whether a `ReadyDeadline` timer is still current.
-    pub(super) fn ready_deadline_valid(&self, c: NodeId, at: Instant) -> bool {
+    pub(super) fn ready_deadline_valid(&self, c: NodeId, at: Time) -> bool {
         self.probes[c.index()].awaiting == Some(at)
             && self.running_pid(c).is_some()
             && self.start_pending(c)
@@ -239,7 +276,7 @@ impl Engine {
         &mut self,
         c: NodeId,
         status: crate::spec::ExitStatus,
-        now: Instant,
+        now: Time,
     ) -> (Option<ExitReason>, bool) {
         let st = std::mem::take(&mut self.probes[c.index()]);
         let p = self.tree.node(c).as_process();
