@@ -4,7 +4,10 @@
 //!
 //! 1. [`raw`] walks the spanned TOML document (`toml::de::DeTable`) and reads every known
 //!    key with its type, rejecting unknown keys (what serde's `deny_unknown_fields` does,
-//!    but without stopping at the first problem). Each value keeps its span.
+//!    but without stopping at the first problem). Each value keeps its span. The nested
+//!    tables are read by [`probe`] (`ready`, `health`), [`output`] and [`ops`] (`[control]`,
+//!    `[http]`, `termination_log`); all of them read values with [`toolkit`], the generic
+//!    spanned-value readers, which knows no key of the schema.
 //! 2. [`validate`] resolves names into a tree, fills defaults, and checks references,
 //!    cycles and OTP's bad combinations.
 //!
@@ -12,12 +15,14 @@
 //! hint. This module never starts anything and never reads anything but the one file.
 
 mod exit_with;
+mod ops;
 mod output;
 mod probe;
 mod raw;
 mod render;
 #[cfg(test)]
 mod tests;
+mod toolkit;
 mod validate;
 
 use std::fmt;

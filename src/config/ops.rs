@@ -1,15 +1,17 @@
 //! The operations keys at the top level: `[control]`, `[http]` and `termination_log`.
 //!
-//! A submodule of [`super`] (the raw pass), reading into [`Ops`] with the same rules:
-//! every key typed, unknown keys rejected with a hint, every error located. It never
-//! opens, binds or creates anything: the runtime does that when vigil runs.
+//! Part of pass 1 ([`super::raw`] calls it for these keys): reads them into [`Ops`] with
+//! the same rules, every key typed, unknown keys rejected with a hint, every error
+//! located, using [`super::toolkit`]. It never opens, binds or creates anything: the
+//! runtime does that when vigil runs.
 
 use std::path::PathBuf;
 
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Cx, Field, boolean, entries, join, nonempty_string, type_error, unknown_key};
+use super::Cx;
+use super::toolkit::{Field, boolean, entries, join, nonempty_string, type_error, unknown_key};
 use crate::spec::Ops;
 
 const CONTROL_KEYS: &[&str] = &["enabled", "socket"];

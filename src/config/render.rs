@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::raw::quote;
+use super::toolkit::quote;
 use crate::spec::{Backoff, Node, NodeId, NodeKind, Output, Tree, humanize, humanize_size};
 
 /// Renders `tree`: one block per node, children indented under their supervisor with

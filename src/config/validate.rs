@@ -8,7 +8,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::Cx;
-use super::raw::{Field, RawFile, RawProcess, RawSupervisor, quote, suggest};
+use super::raw::{RawFile, RawProcess, RawSupervisor};
+use super::toolkit::{Field, quote, suggest};
 use crate::core::backoff::min_time_to_exhaust;
 use crate::spec::{
     AutoShutdown, Backoff, Node, NodeId, NodeKind, ProcessSpec, ROOT_NAME, Restart, Shutdown,
