@@ -156,6 +156,57 @@ shutdown_timeout: none (per-child shutdown only)
     assert_eq!(stdout, expected);
 }
 
+/// Review R2: a duration above the maximum (365 days) is refused by `vigil check`, with
+/// the key and its line:col, for every duration key; before, `shutdown = "300000000000y"`
+/// passed and `vigil run` then panicked ("overflow when adding duration to instant").
+#[test]
+fn durations_longer_than_a_year_are_refused() {
+    let toml = Path::new("tests/fixtures/invalid/duration-too-long.toml");
+    let (code, stdout, stderr) = check(toml);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    let at = |line_col: &str, key: &str, value: &str| {
+        format!(
+            "error: {}:{line_col}: {key}: duration \"{value}\" is longer than the maximum of 365d\n",
+            toml.display()
+        )
+    };
+    for (line_col, key, value) in [
+        ("3:20", "shutdown_timeout", "300000000000y"),
+        ("4:10", "period", "366d"),
+        ("9:12", "supervisor.s.shutdown", "1y"),
+        ("14:12", "process.db.shutdown", "300000000000y"),
+        ("15:23", "process.db.backoff.initial", "8761h"),
+        ("15:38", "process.db.backoff.max", "365d 1s"),
+        ("15:63", "process.db.backoff.reset_after", "584942417355y"),
+        ("20:43", "process.web.ready.timeout", "400d"),
+        ("20:62", "process.web.ready.interval", "52w 2d"),
+        ("21:58", "process.web.health.timeout", "9999999h"),
+    ] {
+        assert!(
+            stderr.contains(&at(line_col, key, value)),
+            "{key} at {line_col} not refused:\n{stderr}"
+        );
+    }
+    // The keys that take "infinity" offer it; the others do not.
+    assert_eq!(
+        stderr.matches("or \"infinity\" to wait").count(),
+        2,
+        "{stderr}"
+    );
+    // Exactly 365d is allowed, and "infinity" still is where it was.
+    for (key, line) in [("supervisor.s.period", 10), ("process.web.shutdown", 19)] {
+        assert!(
+            !stderr.contains(&format!(".toml:{line}:")),
+            "{key}: {stderr}"
+        );
+    }
+    assert!(
+        stderr.ends_with(": 10 errors; nothing was started\n"),
+        "{stderr}"
+    );
+}
+
 /// OTP cases A.2 to A.4: an invalid config starts nothing under `vigil run` either.
 #[test]
 fn run_with_an_invalid_config_starts_nothing() {

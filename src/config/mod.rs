@@ -36,6 +36,7 @@ pub use probe::{
     DEFAULT_READY_INTERVAL, DEFAULT_READY_TIMEOUT,
 };
 pub use render::render;
+pub use toolkit::{MAX_DURATION, MAX_DURATION_TEXT};
 pub use validate::{DEFAULT_INTENSITY, DEFAULT_PERIOD, DEFAULT_PROCESS_SHUTDOWN};
 
 /// A loaded configuration.

@@ -435,7 +435,14 @@ fn shutdown(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Field<Shut
     match s.as_ref() {
         "brutal_kill" => Field::Set(Shutdown::BrutalKill, at),
         "infinity" => Field::Set(Shutdown::Infinity, at),
-        _ => match parse_duration(cx, path, v, s, SHUTDOWN_HINT) {
+        _ => match parse_duration(
+            cx,
+            path,
+            v,
+            s,
+            SHUTDOWN_HINT,
+            Some("\"infinity\" to wait for as long as it takes"),
+        ) {
             Some(d) => Field::Set(Shutdown::Timeout(d), at),
             None => Field::Bad,
         },

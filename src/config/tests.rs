@@ -468,6 +468,117 @@ fn child_specs_otp_a3() {
     );
 }
 
+/// Review R2: every duration key refuses more than 365 days, with the key, its line:col
+/// and the fix, so that no accepted config can overflow a deadline in `vigil run`.
+#[test]
+fn durations_have_an_upper_bound_r2() {
+    let base = |top: &str, sup: &str, process: &str| {
+        format!(
+            "{top}\nchildren = [\"s\"]\n[supervisor.s]\nchildren = [\"a\"]\n{sup}\n\
+             [process.a]\n{P}\n{process}\n"
+        )
+    };
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("shutdown_timeout = D", "", "", "shutdown_timeout"),
+        ("period = D", "", "", "period"),
+        ("", "shutdown = D", "", "supervisor.s.shutdown"),
+        ("", "period = D", "", "supervisor.s.period"),
+        ("", "", "shutdown = D", "process.a.shutdown"),
+        (
+            "",
+            "",
+            "backoff = { initial = D, max = \"365d\" }",
+            "process.a.backoff.initial",
+        ),
+        ("", "", "backoff = { max = D }", "process.a.backoff.max"),
+        (
+            "",
+            "",
+            "backoff = { reset_after = D }",
+            "process.a.backoff.reset_after",
+        ),
+        (
+            "",
+            "",
+            "ready = { notify_fd = 3, timeout = D }",
+            "process.a.ready.timeout",
+        ),
+        (
+            "",
+            "",
+            "ready = { file = \"/r\", interval = D }",
+            "process.a.ready.interval",
+        ),
+        (
+            "",
+            "",
+            "health = { file = \"/r\", interval = D }",
+            "process.a.health.interval",
+        ),
+        (
+            "",
+            "",
+            "health = { file = \"/r\", timeout = D }",
+            "process.a.health.timeout",
+        ),
+    ];
+    for &(top, sup, process, key) in cases {
+        let with = |d: &str| {
+            let d = format!("\"{d}\"");
+            base(
+                &top.replace('D', &d),
+                &sup.replace('D', &d),
+                &process.replace('D', &d),
+            )
+        };
+        // The maximum itself is accepted ...
+        ok(&with("365d"));
+        // ... one second more is not, nor the review's value, nor one humantime overflows.
+        for d in ["365d 1s", "300000000000y", "584942417355y"] {
+            let e = one_error(
+                &with(d),
+                key,
+                &format!("duration \"{d}\" is longer than the maximum of 365d"),
+            );
+            assert!(e.line >= 1 && e.col > 1, "{e}");
+            let hint = e.hint.expect("a hint");
+            assert!(hint.starts_with("use at most \"365d\""), "{hint}");
+            // Only `shutdown` takes "infinity", and only its hint offers it.
+            assert_eq!(
+                hint.contains("\"infinity\""),
+                key.ends_with(".shutdown"),
+                "{key}: {hint}"
+            );
+        }
+    }
+    // humantime's year is 365.25 days: just over the maximum.
+    one_error(
+        &base("shutdown_timeout = \"1y\"", "", ""),
+        "shutdown_timeout",
+        "longer than the maximum of 365d",
+    );
+    // "infinity" stays accepted where it was.
+    let t = ok(&base(
+        "",
+        "shutdown = \"infinity\"",
+        "shutdown = \"infinity\"",
+    ))
+    .tree;
+    assert_eq!(t.node(NodeId(1)).shutdown, Shutdown::Infinity);
+    assert_eq!(t.node(NodeId(2)).shutdown, Shutdown::Infinity);
+    let t = ok(&base(
+        "shutdown_timeout = \"365d\"",
+        "",
+        "shutdown = \"365d\"",
+    ))
+    .tree;
+    assert_eq!(t.shutdown_timeout, Some(super::MAX_DURATION));
+    assert_eq!(
+        t.node(NodeId(2)).shutdown,
+        Shutdown::Timeout(super::MAX_DURATION)
+    );
+}
+
 #[test]
 fn names() {
     one_error(

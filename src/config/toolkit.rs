@@ -312,26 +312,66 @@ pub(super) fn choice<T: Copy>(
 const DURATION_HINT: &str =
     "write a number with a unit (ms, s, m, h, d), e.g. \"5s\", \"100ms\" or \"1m 30s\"";
 
-/// Parses a humantime string; a problem is reported with `hint`.
+/// The longest duration any key accepts, written [`MAX_DURATION_TEXT`]: 365 days.
+///
+/// Long enough for any grace, timeout, period or delay that makes sense, and short enough
+/// that adding it to any instant or to any other accepted duration never overflows (an
+/// unbounded `shutdown = "300000000000y"` once passed `vigil check` and then panicked
+/// `vigil run` when the deadline was computed).
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+/// [`MAX_DURATION`] as a config spells it.
+pub const MAX_DURATION_TEXT: &str = "365d";
+
+/// Parses a humantime string of at most [`MAX_DURATION`]; a problem is reported with
+/// `hint`. `longer` is what the key offers instead of a longer duration (such as
+/// `"infinity"`), named in the hint when the duration is too long.
 pub(super) fn parse_duration(
     cx: &mut Cx<'_>,
     path: &str,
     v: &Spanned<DeValue<'_>>,
     s: &str,
     hint: &str,
+    longer: Option<&str>,
 ) -> Option<Duration> {
+    let too_long = || {
+        (
+            format!(
+                "duration {} is longer than the maximum of {MAX_DURATION_TEXT}",
+                quote(s)
+            ),
+            match longer {
+                Some(alt) => format!(
+                    "use at most {} (vigil's timers go no further), or {alt}",
+                    quote(MAX_DURATION_TEXT)
+                ),
+                None => format!(
+                    "use at most {} (vigil's timers go no further)",
+                    quote(MAX_DURATION_TEXT)
+                ),
+            },
+        )
+    };
     let e = match humantime::parse_duration(s) {
-        Ok(d) => return Some(d),
+        Ok(d) if d <= MAX_DURATION => return Some(d),
+        Ok(_) => {
+            let (message, hint) = too_long();
+            cx.error(v.span().start, path, message, Some(hint));
+            return None;
+        }
         Err(e) => e,
     };
+    if let humantime::DurationError::NumberOverflow = e
+        && !s.trim_start().starts_with('-')
+    {
+        let (message, hint) = too_long();
+        cx.error(v.span().start, path, message, Some(hint));
+        return None;
+    }
     let message = match (s.trim().parse::<f64>(), e) {
         _ if s.trim_start().starts_with('-') => format!("negative duration {}", quote(s)),
         (Ok(_), _) => format!("duration {} has no unit", quote(s)),
         (_, humantime::DurationError::UnknownUnit { unit, .. }) => {
             format!("unknown unit {} in duration {}", quote(&unit), quote(s))
-        }
-        (_, humantime::DurationError::NumberOverflow) => {
-            format!("duration {} is too large", quote(s))
         }
         _ => format!("invalid duration {}", quote(s)),
     };
@@ -357,7 +397,7 @@ pub(super) fn duration(
         duration_type_error(cx, path, v, "a duration string such as \"5s\"");
         return Field::Bad;
     };
-    let Some(d) = parse_duration(cx, path, v, s, DURATION_HINT) else {
+    let Some(d) = parse_duration(cx, path, v, s, DURATION_HINT, None) else {
         return Field::Bad;
     };
     if d.is_zero() && !allow_zero {
