@@ -143,7 +143,7 @@ root (supervisor)
 ├── a (process)
 │       command: [\"a\"]
 │       restart: permanent, shutdown: 5s, significant: false
-│       stop_signal: SIGTERM, success_exit_codes: [0]
+│       stop_signal: SIGTERM, success_exit_codes: [0], leftovers: stop
 │       backoff: 100ms x2 up to 5s, jitter 10%, reset after 10s up
 │       cwd: (inherited), user: (inherited), group: (inherited)
 │       env: (inherited, nothing added)
@@ -257,4 +257,43 @@ fn the_readme_example_is_valid() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.is_empty(), "no warnings expected: {stderr}");
+}
+
+/// docs/config.md opens with a config and the `vigil check` output for it: the output
+/// shown is the real one (documentation that cannot rot).
+#[test]
+fn the_reference_example_shows_the_real_output() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/config.md"))
+        .expect("read docs/config.md");
+    let block = |from: usize, fence: &str| {
+        let start = doc[from..].find(fence).expect("a fenced block") + from + fence.len();
+        let len = doc[start..].find("```").expect("closed block");
+        (&doc[start..start + len], start + len)
+    };
+    let (config, end) = block(0, "```toml\n");
+    let (expected, _) = block(end, "```text\n");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("vigil.toml");
+    std::fs::write(&path, config).expect("write");
+    let (code, stdout, stderr) = check(&path);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, expected);
+}
+
+/// Every key the loader reads (its exported table) is documented in docs/config.md, as
+/// `` `key` `` or inside a table header such as `` `[control] socket` ``.
+#[test]
+fn every_key_is_documented() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/config.md"))
+        .expect("read docs/config.md");
+    let mut missing = Vec::new();
+    for (table, keys) in vigil::config::KEYS {
+        for key in *keys {
+            let forms = [format!("`{key}`"), format!("`[{key}"), format!("] {key}`")];
+            if !forms.iter().any(|f| doc.contains(f.as_str())) {
+                missing.push(format!("{table}: {key}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "undocumented keys: {missing:?}");
 }

@@ -39,6 +39,22 @@ pub use render::render;
 pub use toolkit::{MAX_DURATION, MAX_DURATION_TEXT};
 pub use validate::{DEFAULT_INTENSITY, DEFAULT_PERIOD, DEFAULT_PROCESS_SHUTDOWN};
 
+/// Every key vigil reads, by the table it is read in (as a header spells it; `""` is the
+/// top level). The readers reject any other key with these as the "valid keys" hint, and
+/// the fuzz tests and their dictionary draw their keys from here, so a new key is added
+/// in one place. `env` is left out: its keys are the user's variable names.
+pub const KEYS: &[(&str, &[&str])] = &[
+    ("", raw::TOP_KEYS),
+    ("supervisor.NAME", raw::SUPERVISOR_KEYS),
+    ("process.NAME", raw::PROCESS_KEYS),
+    ("process.NAME.backoff", raw::BACKOFF_KEYS),
+    ("process.NAME.ready", probe::READY_KEYS),
+    ("process.NAME.health", probe::HEALTH_KEYS),
+    ("process.NAME.output", output::FILE_KEYS),
+    ("control", ops::CONTROL_KEYS),
+    ("http", ops::HTTP_KEYS),
+];
+
 /// A loaded configuration.
 #[derive(Debug)]
 pub struct Loaded {

@@ -14,8 +14,8 @@ use super::Cx;
 use super::toolkit::{Field, boolean, entries, join, nonempty_string, type_error, unknown_key};
 use crate::spec::Ops;
 
-const CONTROL_KEYS: &[&str] = &["enabled", "socket"];
-const HTTP_KEYS: &[&str] = &["listen"];
+pub(super) const CONTROL_KEYS: &[&str] = &["enabled", "socket"];
+pub(super) const HTTP_KEYS: &[&str] = &["listen"];
 
 /// Reads the top-level key `k` (`control`, `http` or `termination_log`) into `ops`.
 pub(super) fn read(cx: &mut Cx<'_>, ops: &mut Ops, k: &str, v: &Spanned<DeValue<'_>>) {

@@ -29,7 +29,7 @@ pub const MIN_MAX_SIZE: u64 = 1 << 10;
 pub const MAX_KEEP: u32 = 1000;
 
 const MODES: &[&str] = &["inherit", "prefix", "null"];
-const FILE_KEYS: &[&str] = &["file", "max_size", "keep"];
+pub(super) const FILE_KEYS: &[&str] = &["file", "max_size", "keep"];
 const UNITS: &[(&str, u64)] = &[
     ("B", 1),
     ("KiB", 1 << 10),

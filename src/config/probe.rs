@@ -31,7 +31,7 @@ pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Consecutive failed health checks that stop the process (`failureThreshold`).
 pub const DEFAULT_HEALTH_FAILURES: u32 = 3;
 
-const READY_KEYS: &[&str] = &[
+pub(super) const READY_KEYS: &[&str] = &[
     "notify_fd",
     "sd_notify",
     "tcp",
@@ -41,7 +41,7 @@ const READY_KEYS: &[&str] = &[
     "timeout",
     "interval",
 ];
-const HEALTH_KEYS: &[&str] = &[
+pub(super) const HEALTH_KEYS: &[&str] = &[
     "tcp", "http", "exec", "file", "interval", "timeout", "failures",
 ];
 const KINDS: &[&str] = &["notify_fd", "sd_notify", "tcp", "http", "exec", "file"];

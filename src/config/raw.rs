@@ -23,7 +23,7 @@ use super::toolkit::{
 };
 use super::{Cx, ops};
 use crate::spec::{
-    AutoShutdown, Backoff, Ops, Output, ROOT_NAME, Restart, Shutdown, Signal, Strategy,
+    AutoShutdown, Backoff, Leftovers, Ops, Output, ROOT_NAME, Restart, Shutdown, Signal, Strategy,
 };
 
 /// One entry of a `children` list.
@@ -74,6 +74,7 @@ pub(crate) struct RawProcess {
     pub restart: Field<Restart>,
     pub shutdown: Field<Shutdown>,
     pub stop_signal: Field<Signal>,
+    pub leftovers: Field<Leftovers>,
     pub significant: Field<bool>,
     pub success_exit_codes: Field<Vec<i32>>,
     pub env: Field<Vec<(String, String)>>,
@@ -105,7 +106,7 @@ pub(crate) struct RawFile {
     pub ops: Ops,
 }
 
-const TOP_KEYS: &[&str] = &[
+pub(super) const TOP_KEYS: &[&str] = &[
     "strategy",
     "intensity",
     "period",
@@ -118,7 +119,7 @@ const TOP_KEYS: &[&str] = &[
     "http",
     "termination_log",
 ];
-const SUPERVISOR_KEYS: &[&str] = &[
+pub(super) const SUPERVISOR_KEYS: &[&str] = &[
     "strategy",
     "intensity",
     "period",
@@ -128,11 +129,12 @@ const SUPERVISOR_KEYS: &[&str] = &[
     "shutdown",
     "significant",
 ];
-const PROCESS_KEYS: &[&str] = &[
+pub(super) const PROCESS_KEYS: &[&str] = &[
     "command",
     "restart",
     "shutdown",
     "stop_signal",
+    "leftovers",
     "significant",
     "success_exit_codes",
     "env",
@@ -144,7 +146,7 @@ const PROCESS_KEYS: &[&str] = &[
     "health",
     "output",
 ];
-const BACKOFF_KEYS: &[&str] = &["initial", "max", "multiplier", "jitter", "reset_after"];
+pub(super) const BACKOFF_KEYS: &[&str] = &["initial", "max", "multiplier", "jitter", "reset_after"];
 
 const STRATEGIES: &[(&str, Strategy)] = &[
     ("one_for_one", Strategy::OneForOne),
@@ -156,6 +158,7 @@ const RESTARTS: &[(&str, Restart)] = &[
     ("transient", Restart::Transient),
     ("temporary", Restart::Temporary),
 ];
+const LEFTOVERS: &[(&str, Leftovers)] = &[("stop", Leftovers::Stop), ("keep", Leftovers::Keep)];
 const AUTO_SHUTDOWNS: &[(&str, AutoShutdown)] = &[
     ("never", AutoShutdown::Never),
     ("any_significant", AutoShutdown::AnySignificant),
@@ -297,6 +300,7 @@ impl RawProcess {
             restart: Field::Missing,
             shutdown: Field::Missing,
             stop_signal: Field::Missing,
+            leftovers: Field::Missing,
             significant: Field::Missing,
             success_exit_codes: Field::Missing,
             env: Field::Missing,
@@ -315,6 +319,9 @@ impl RawProcess {
                 "restart" => p.restart = choice(cx, &path, v, "restart type", RESTARTS),
                 "shutdown" => p.shutdown = shutdown(cx, &path, v),
                 "stop_signal" => p.stop_signal = stop_signal(cx, &path, v),
+                "leftovers" => {
+                    p.leftovers = choice(cx, &path, v, "leftovers value", LEFTOVERS);
+                }
                 "significant" => p.significant = boolean(cx, &path, v),
                 "success_exit_codes" => p.success_exit_codes = exit_codes(cx, &path, v),
                 "env" => p.env = env(cx, &path, v),

@@ -107,9 +107,10 @@ fn details(n: &Node) -> Vec<String> {
             lines.push(placement);
             let codes: Vec<String> = p.success_exit_codes.iter().map(|c| c.to_string()).collect();
             lines.push(format!(
-                "stop_signal: {}, success_exit_codes: [{}]",
+                "stop_signal: {}, success_exit_codes: [{}], leftovers: {}",
                 p.stop_signal,
-                codes.join(", ")
+                codes.join(", "),
+                p.leftovers.as_str()
             ));
             lines.push(format!("backoff: {}", backoff(&p.backoff)));
             lines.push(format!(

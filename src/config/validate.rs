@@ -506,6 +506,7 @@ fn add_node(
             NodeKind::Process(ProcessSpec {
                 command: p.command.get().cloned().unwrap_or_default(),
                 stop_signal: p.stop_signal.or(Signal::TERM).unwrap_or(Signal::TERM),
+                leftovers: p.leftovers.get().copied().unwrap_or_default(),
                 success_exit_codes: p.success_exit_codes.or(vec![0]).unwrap_or_default(),
                 env: p.env.get().cloned().unwrap_or_default(),
                 cwd: p.cwd.get().cloned(),
