@@ -104,6 +104,7 @@ async fn run(args: &ExecArgs, start_dir: PathBuf) -> u8 {
     let spec = ProcessSpec {
         command: args.command.clone(),
         stop_signal: signals::TERM,
+        leftovers: Default::default(),
         success_exit_codes: vec![0],
         env: Vec::new(),
         cwd: None,

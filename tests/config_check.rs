@@ -143,7 +143,7 @@ root (supervisor)
 ├── a (process)
 │       command: [\"a\"]
 │       restart: permanent, shutdown: 5s, significant: false
-│       stop_signal: SIGTERM, success_exit_codes: [0]
+│       stop_signal: SIGTERM, success_exit_codes: [0], leftovers: stop
 │       backoff: 100ms x2 up to 5s, jitter 10%, reset after 10s up
 │       cwd: (inherited), user: (inherited), group: (inherited)
 │       env: (inherited, nothing added)
@@ -154,6 +154,57 @@ root (supervisor)
 shutdown_timeout: none (per-child shutdown only)
 ";
     assert_eq!(stdout, expected);
+}
+
+/// Review R2: a duration above the maximum (365 days) is refused by `vigil check`, with
+/// the key and its line:col, for every duration key; before, `shutdown = "300000000000y"`
+/// passed and `vigil run` then panicked ("overflow when adding duration to instant").
+#[test]
+fn durations_longer_than_a_year_are_refused() {
+    let toml = Path::new("tests/fixtures/invalid/duration-too-long.toml");
+    let (code, stdout, stderr) = check(toml);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    let at = |line_col: &str, key: &str, value: &str| {
+        format!(
+            "error: {}:{line_col}: {key}: duration \"{value}\" is longer than the maximum of 365d\n",
+            toml.display()
+        )
+    };
+    for (line_col, key, value) in [
+        ("3:20", "shutdown_timeout", "300000000000y"),
+        ("4:10", "period", "366d"),
+        ("9:12", "supervisor.s.shutdown", "1y"),
+        ("14:12", "process.db.shutdown", "300000000000y"),
+        ("15:23", "process.db.backoff.initial", "8761h"),
+        ("15:38", "process.db.backoff.max", "365d 1s"),
+        ("15:63", "process.db.backoff.reset_after", "584942417355y"),
+        ("20:43", "process.web.ready.timeout", "400d"),
+        ("20:62", "process.web.ready.interval", "52w 2d"),
+        ("21:58", "process.web.health.timeout", "9999999h"),
+    ] {
+        assert!(
+            stderr.contains(&at(line_col, key, value)),
+            "{key} at {line_col} not refused:\n{stderr}"
+        );
+    }
+    // The keys that take "infinity" offer it; the others do not.
+    assert_eq!(
+        stderr.matches("or \"infinity\" to wait").count(),
+        2,
+        "{stderr}"
+    );
+    // Exactly 365d is allowed, and "infinity" still is where it was.
+    for (key, line) in [("supervisor.s.period", 10), ("process.web.shutdown", 19)] {
+        assert!(
+            !stderr.contains(&format!(".toml:{line}:")),
+            "{key}: {stderr}"
+        );
+    }
+    assert!(
+        stderr.ends_with(": 10 errors; nothing was started\n"),
+        "{stderr}"
+    );
 }
 
 /// OTP cases A.2 to A.4: an invalid config starts nothing under `vigil run` either.
@@ -206,4 +257,43 @@ fn the_readme_example_is_valid() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.is_empty(), "no warnings expected: {stderr}");
+}
+
+/// docs/config.md opens with a config and the `vigil check` output for it: the output
+/// shown is the real one (documentation that cannot rot).
+#[test]
+fn the_reference_example_shows_the_real_output() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/config.md"))
+        .expect("read docs/config.md");
+    let block = |from: usize, fence: &str| {
+        let start = doc[from..].find(fence).expect("a fenced block") + from + fence.len();
+        let len = doc[start..].find("```").expect("closed block");
+        (&doc[start..start + len], start + len)
+    };
+    let (config, end) = block(0, "```toml\n");
+    let (expected, _) = block(end, "```text\n");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("vigil.toml");
+    std::fs::write(&path, config).expect("write");
+    let (code, stdout, stderr) = check(&path);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, expected);
+}
+
+/// Every key the loader reads (its exported table) is documented in docs/config.md, as
+/// `` `key` `` or inside a table header such as `` `[control] socket` ``.
+#[test]
+fn every_key_is_documented() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/config.md"))
+        .expect("read docs/config.md");
+    let mut missing = Vec::new();
+    for (table, keys) in vigil::config::KEYS {
+        for key in *keys {
+            let forms = [format!("`{key}`"), format!("`[{key}"), format!("] {key}`")];
+            if !forms.iter().any(|f| doc.contains(f.as_str())) {
+                missing.push(format!("{table}: {key}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "undocumented keys: {missing:?}");
 }

@@ -21,52 +21,26 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
-const KEYS: &[&str] = &[
-    "command",
-    "restart",
-    "shutdown",
-    "stop_signal",
-    "significant",
-    "success_exit_codes",
-    "env",
-    "cwd",
-    "user",
-    "group",
-    "backoff",
-    "ready",
-    "health",
-    "strategy",
-    "intensity",
-    "period",
-    "auto_shutdown",
-    "children",
-    "shutdown_timeout",
-    "initial",
-    "max",
-    "multiplier",
-    "jitter",
-    "reset_after",
-    "notify_fd",
-    "sd_notify",
-    "tcp",
-    "http",
-    "exec",
-    "file",
-    "interval",
-    "timeout",
-    "failures",
-    "socket",
-    "listen",
-    "enabled",
-    "termination_log",
-    "restrat",
-    "ümlaut",
-    "",
-];
+/// Keys to draw from: every key the loader reads (its exported table, so a new key is
+/// fuzzed without a second list to update), a misspelt one, a non-ASCII one and an empty
+/// one.
+fn keys() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for (_, keys) in vigil::config::KEYS {
+        for k in *keys {
+            if !out.contains(k) {
+                out.push(k);
+            }
+        }
+    }
+    out.extend(["restrat", "ümlaut", ""]);
+    out
+}
 
 const WORDS: &[&str] = &[
     "permanent",
@@ -80,6 +54,8 @@ const WORDS: &[&str] = &[
     "all_significant",
     "brutal_kill",
     "infinity",
+    "stop",
+    "keep",
     "none",
     "exponential",
     "SIGTERM",
@@ -99,6 +75,10 @@ const WORDS: &[&str] = &[
     "1m 30s",
     "1h",
     "1d",
+    "365d",
+    "365d 1s",
+    "1y",
+    "300000000000y",
     "99999999999999999999s",
     "18446744073709551615ms",
     "5",
@@ -192,7 +172,7 @@ fn value() -> impl Strategy<Value = String> {
 /// A key as written in TOML (bare when possible, quoted otherwise).
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
-        4 => prop::sample::select(KEYS).prop_map(toml_key),
+        4 => prop::sample::select(keys()).prop_map(toml_key),
         1 => "[a-zA-Z_é日-]{0,12}".prop_map(|s| toml_key(&s)),
     ]
 }
@@ -370,6 +350,15 @@ fn check_parse(src: &str) -> Result<bool, TestCaseError> {
         Ok(loaded) => {
             // `vigil check` prints this; it must not panic either.
             let _ = vigil::config::render(&loaded.tree);
+            // Review R2: no accepted duration can overflow a deadline in `vigil run`.
+            for d in durations(&loaded.tree) {
+                prop_assert!(
+                    d <= vigil::config::MAX_DURATION,
+                    "accepted a duration of {:?}\n--- input\n{}",
+                    d,
+                    src
+                );
+            }
             Ok(false)
         }
         Err(errors) => {
@@ -388,6 +377,38 @@ fn check_parse(src: &str) -> Result<bool, TestCaseError> {
             Ok(true)
         }
     }
+}
+
+/// Every duration of an accepted tree.
+fn durations(tree: &vigil::spec::Tree) -> Vec<Duration> {
+    use vigil::spec::{Backoff, NodeKind, Shutdown};
+    let mut out: Vec<Duration> = tree.shutdown_timeout.into_iter().collect();
+    for node in &tree.nodes {
+        if let Shutdown::Timeout(d) = node.shutdown {
+            out.push(d);
+        }
+        match &node.kind {
+            NodeKind::Supervisor(s) => out.push(s.period),
+            NodeKind::Process(p) => {
+                if let Backoff::Exponential {
+                    initial,
+                    max,
+                    reset_after,
+                    ..
+                } = p.backoff
+                {
+                    out.extend([initial, max, reset_after]);
+                }
+                if let Some(r) = &p.ready {
+                    out.extend([r.timeout, r.interval]);
+                }
+                if let Some(h) = &p.health {
+                    out.extend([h.interval, h.timeout]);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Runs `vigil check` on `src` and checks its exit code and error lines.
@@ -692,6 +713,8 @@ const MESSAGE_CLASSES: &[(&str, &str)] = &[
     ("unreferenced", "is defined but not listed"),
     ("unknown-key", "unknown key in"),
     ("invalid-duration", "invalid duration"),
+    ("duration-max", "is longer than the maximum of 365d"),
+    ("unknown-leftovers", "unknown leftovers value"),
     ("ready-type", "a table with one check"),
     ("no-backoff-giveup", "never gives up on"),
     ("auto-shutdown-permanent", "can shut itself down"),
@@ -717,5 +740,23 @@ fn every_error_class_has_a_fixture() {
     assert!(
         missing.is_empty(),
         "error classes without a fixture: {missing:?}"
+    );
+}
+
+/// The coverage-guided fuzzer's dictionary (fuzz/config.dict) holds every key the loader
+/// reads, so a new key reaches `cargo fuzz` too.
+#[test]
+fn the_fuzz_dictionary_has_every_key() {
+    let dict = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/config.dict"))
+        .expect("read fuzz/config.dict");
+    let entries: Vec<&str> = dict.lines().map(str::trim).collect();
+    let missing: Vec<&str> = keys()
+        .into_iter()
+        .filter(|k| !["restrat", "ümlaut", ""].contains(k))
+        .filter(|k| !entries.contains(&format!("\"{k}\"").as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "keys missing from fuzz/config.dict: {missing:?}"
     );
 }

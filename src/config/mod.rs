@@ -4,7 +4,10 @@
 //!
 //! 1. [`raw`] walks the spanned TOML document (`toml::de::DeTable`) and reads every known
 //!    key with its type, rejecting unknown keys (what serde's `deny_unknown_fields` does,
-//!    but without stopping at the first problem). Each value keeps its span.
+//!    but without stopping at the first problem). Each value keeps its span. The nested
+//!    tables are read by [`probe`] (`ready`, `health`), [`output`] and [`ops`] (`[control]`,
+//!    `[http]`, `termination_log`); all of them read values with [`toolkit`], the generic
+//!    spanned-value readers, which knows no key of the schema.
 //! 2. [`validate`] resolves names into a tree, fills defaults, and checks references,
 //!    cycles and OTP's bad combinations.
 //!
@@ -12,12 +15,14 @@
 //! hint. This module never starts anything and never reads anything but the one file.
 
 mod exit_with;
+mod ops;
 mod output;
 mod probe;
 mod raw;
 mod render;
 #[cfg(test)]
 mod tests;
+mod toolkit;
 mod validate;
 
 use std::fmt;
@@ -31,7 +36,24 @@ pub use probe::{
     DEFAULT_READY_INTERVAL, DEFAULT_READY_TIMEOUT,
 };
 pub use render::render;
+pub use toolkit::{MAX_DURATION, MAX_DURATION_TEXT};
 pub use validate::{DEFAULT_INTENSITY, DEFAULT_PERIOD, DEFAULT_PROCESS_SHUTDOWN};
+
+/// Every key vigil reads, by the table it is read in (as a header spells it; `""` is the
+/// top level). The readers reject any other key with these as the "valid keys" hint, and
+/// the fuzz tests and their dictionary draw their keys from here, so a new key is added
+/// in one place. `env` is left out: its keys are the user's variable names.
+pub const KEYS: &[(&str, &[&str])] = &[
+    ("", raw::TOP_KEYS),
+    ("supervisor.NAME", raw::SUPERVISOR_KEYS),
+    ("process.NAME", raw::PROCESS_KEYS),
+    ("process.NAME.backoff", raw::BACKOFF_KEYS),
+    ("process.NAME.ready", probe::READY_KEYS),
+    ("process.NAME.health", probe::HEALTH_KEYS),
+    ("process.NAME.output", output::FILE_KEYS),
+    ("control", ops::CONTROL_KEYS),
+    ("http", ops::HTTP_KEYS),
+];
 
 /// A loaded configuration.
 #[derive(Debug)]

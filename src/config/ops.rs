@@ -1,19 +1,21 @@
 //! The operations keys at the top level: `[control]`, `[http]` and `termination_log`.
 //!
-//! A submodule of [`super`] (the raw pass), reading into [`Ops`] with the same rules:
-//! every key typed, unknown keys rejected with a hint, every error located. It never
-//! opens, binds or creates anything: the runtime does that when vigil runs.
+//! Part of pass 1 ([`super::raw`] calls it for these keys): reads them into [`Ops`] with
+//! the same rules, every key typed, unknown keys rejected with a hint, every error
+//! located, using [`super::toolkit`]. It never opens, binds or creates anything: the
+//! runtime does that when vigil runs.
 
 use std::path::PathBuf;
 
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Cx, Field, boolean, entries, join, nonempty_string, type_error, unknown_key};
+use super::Cx;
+use super::toolkit::{Field, boolean, entries, join, nonempty_string, type_error, unknown_key};
 use crate::spec::Ops;
 
-const CONTROL_KEYS: &[&str] = &["enabled", "socket"];
-const HTTP_KEYS: &[&str] = &["listen"];
+pub(super) const CONTROL_KEYS: &[&str] = &["enabled", "socket"];
+pub(super) const HTTP_KEYS: &[&str] = &["listen"];
 
 /// Reads the top-level key `k` (`control`, `http` or `termination_log`) into `ops`.
 pub(super) fn read(cx: &mut Cx<'_>, ops: &mut Ops, k: &str, v: &Spanned<DeValue<'_>>) {

@@ -1,8 +1,9 @@
 //! The `output` key of a process: `"inherit" | "prefix" | "null"` or
 //! `{ file = "PATH", max_size = "10MiB", keep = 5 }`, and the strict size syntax.
 //!
-//! Part of pass 1 ([`super::raw`]): reads the value with its type and range and reports
-//! every problem with its key path and a hint. A relative `file` is resolved here against
+//! Part of pass 1 ([`super::raw`] calls it for this key; it reads values with
+//! [`super::toolkit`] and never imports the schema walk): reads the value with its type
+//! and range and reports every problem with its key path and a hint. A relative `file` is resolved here against
 //! the configuration file's directory (the only file-system fact it uses is the current
 //! directory, to make a relative config path absolute); it never opens the file. Checks
 //! across processes (two processes on one file) are [`super::validate`]'s.
@@ -13,8 +14,8 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use super::Cx;
-use super::raw::{
-    Field, entries, integer, nonempty_string, quote, suggest, type_error, unknown_key,
+use super::toolkit::{
+    Field, describe, entries, integer, nonempty_string, quote, suggest, type_error, unknown_key,
 };
 use crate::spec::{FileOutput, Output};
 
@@ -28,7 +29,7 @@ pub const MIN_MAX_SIZE: u64 = 1 << 10;
 pub const MAX_KEEP: u32 = 1000;
 
 const MODES: &[&str] = &["inherit", "prefix", "null"];
-const FILE_KEYS: &[&str] = &["file", "max_size", "keep"];
+pub(super) const FILE_KEYS: &[&str] = &["file", "max_size", "keep"];
 const UNITS: &[(&str, u64)] = &[
     ("B", 1),
     ("KiB", 1 << 10),
@@ -141,7 +142,7 @@ pub(crate) fn output(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> F
                     cx.error(
                         val_at,
                         &p,
-                        format!("keep must be from 1 to {MAX_KEEP}, found {}", super::raw::describe(val.get_ref())),
+                        format!("keep must be from 1 to {MAX_KEEP}, found {}", describe(val.get_ref())),
                         Some("keep counts the rotated files (PATH.1 ... PATH.keep) kept besides PATH itself".into()),
                     );
                     ok = false;

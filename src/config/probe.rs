@@ -1,10 +1,11 @@
 //! `ready = {...}` and `health = {...}` on a process: one check kind per table, its
 //! timing, and the contradictions between them.
 //!
-//! Part of pass 1 ([`super::raw`]): reads the spanned tables into [`ReadySpec`] and
-//! [`HealthSpec`] with every default filled in, reporting every problem with its
-//! location and a hint. Never touches the network or the file system: a `tcp` address or
-//! an `http` URL is only checked for its shape.
+//! Part of pass 1 ([`super::raw`] calls it for these two keys): reads the spanned tables
+//! into [`ReadySpec`] and [`HealthSpec`] with every default filled in, reporting every
+//! problem with its location and a hint, with the readers of [`super::toolkit`]. Never
+//! touches the network or the file system: a `tcp` address or an `http` URL is only
+//! checked for its shape. Never imports the schema walk ([`super::raw`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,8 +14,10 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use super::Cx;
-use super::raw::{Field, boolean, command, duration, entries, integer, nonempty_string, string};
-use super::raw::{type_error, unknown_key};
+use super::toolkit::{
+    Field, boolean, command, describe, duration, entries, integer, nonempty_string, quote, string,
+    type_error, unknown_key,
+};
 use crate::spec::{Check, HealthSpec, ReadySpec};
 
 /// How long a process has to become ready when `ready.timeout` is not set.
@@ -28,7 +31,7 @@ pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Consecutive failed health checks that stop the process (`failureThreshold`).
 pub const DEFAULT_HEALTH_FAILURES: u32 = 3;
 
-const READY_KEYS: &[&str] = &[
+pub(super) const READY_KEYS: &[&str] = &[
     "notify_fd",
     "sd_notify",
     "tcp",
@@ -38,7 +41,7 @@ const READY_KEYS: &[&str] = &[
     "timeout",
     "interval",
 ];
-const HEALTH_KEYS: &[&str] = &[
+pub(super) const HEALTH_KEYS: &[&str] = &[
     "tcp", "http", "exec", "file", "interval", "timeout", "failures",
 ];
 const KINDS: &[&str] = &["notify_fd", "sd_notify", "tcp", "http", "exec", "file"];
@@ -121,7 +124,7 @@ pub(crate) fn health(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> F
                     cx.error(
                         val.span().start,
                         &p,
-                        format!("failures must be 1 or more, found {}", super::raw::describe(val.get_ref())),
+                        format!("failures must be 1 or more, found {}", describe(val.get_ref())),
                         Some("failures is how many checks in a row must fail before the process is restarted; 3 is Kubernetes' default".into()),
                     );
                     r.ok = false;
@@ -280,7 +283,7 @@ fn notify_fd(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Option<Ch
             cx.error(
                 v.span().start,
                 path,
-                format!("notify_fd must be from 3 to 1023, found {}", super::raw::describe(v.get_ref())),
+                format!("notify_fd must be from 3 to 1023, found {}", describe(v.get_ref())),
                 Some("0, 1 and 2 are the process's stdin, stdout and stderr; s6 services usually use 3".into()),
             );
             None
@@ -300,14 +303,14 @@ fn tcp(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Option<Check> {
         Some((_, port)) => match port.parse::<u64>() {
             Ok(p) if (1..=65535).contains(&p) => None,
             Ok(p) => Some(format!("port {p} is outside 1-65535")),
-            Err(_) => Some(format!("port {} is not a number", super::raw::quote(port))),
+            Err(_) => Some(format!("port {} is not a number", quote(port))),
         },
     };
     if let Some(problem) = problem {
         cx.error(
             v.span().start,
             path,
-            format!("invalid address {}: {problem}", super::raw::quote(s)),
+            format!("invalid address {}: {problem}", quote(s)),
             Some("e.g. \"127.0.0.1:6379\", \"localhost:8080\" or \"[::1]:5432\"".into()),
         );
         return None;
@@ -325,7 +328,7 @@ fn http(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Option<Check> 
             cx.error(
                 v.span().start,
                 path,
-                format!("https is not supported: {}", super::raw::quote(s)),
+                format!("https is not supported: {}", quote(s)),
                 Some("check the plain-http port of the service, or use a tcp or exec check".into()),
             );
             None
@@ -334,7 +337,7 @@ fn http(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Option<Check> 
             cx.error(
                 v.span().start,
                 path,
-                format!("invalid URL {}", super::raw::quote(s)),
+                format!("invalid URL {}", quote(s)),
                 Some("write an absolute http URL such as \"http://127.0.0.1:8080/healthz\"".into()),
             );
             None

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::raw::quote;
+use super::toolkit::quote;
 use crate::spec::{Backoff, Node, NodeId, NodeKind, Output, Tree, humanize, humanize_size};
 
 /// Renders `tree`: one block per node, children indented under their supervisor with
@@ -107,9 +107,10 @@ fn details(n: &Node) -> Vec<String> {
             lines.push(placement);
             let codes: Vec<String> = p.success_exit_codes.iter().map(|c| c.to_string()).collect();
             lines.push(format!(
-                "stop_signal: {}, success_exit_codes: [{}]",
+                "stop_signal: {}, success_exit_codes: [{}], leftovers: {}",
                 p.stop_signal,
-                codes.join(", ")
+                codes.join(", "),
+                p.leftovers.as_str()
             ));
             lines.push(format!("backoff: {}", backoff(&p.backoff)));
             lines.push(format!(

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{Diagnostic, Loaded, parse, render};
-use crate::spec::{AutoShutdown, Backoff, NodeId, Restart, Shutdown, Signal, Strategy};
+use crate::spec::{AutoShutdown, Backoff, Leftovers, NodeId, Restart, Shutdown, Signal, Strategy};
 
 fn ok(src: &str) -> Loaded {
     match parse(src, Path::new("t.toml")) {
@@ -67,6 +67,7 @@ fn defaults_otp_a1() {
     let p = a.as_process().expect("a is a process");
     assert_eq!(p.command, vec!["x".to_string()]);
     assert_eq!(p.stop_signal, Signal::TERM);
+    assert_eq!(p.leftovers, Leftovers::Stop);
     assert_eq!(p.success_exit_codes, vec![0]);
     assert!(p.env.is_empty());
     assert_eq!((&p.cwd, &p.user, &p.group), (&None, &None, &None));
@@ -126,6 +127,7 @@ command = ["/bin/prog", "--flag", "two words"]
 restart = "temporary"
 shutdown = "brutal_kill"
 stop_signal = "int"
+leftovers = "keep"
 significant = true
 success_exit_codes = [0, 143]
 env = { Z = "1", A = "2", M = "3" }
@@ -163,6 +165,7 @@ backoff = { initial = "1s", multiplier = 3, jitter = 0 }
     let pp = p.as_process().expect("process");
     assert_eq!(pp.command, ["/bin/prog", "--flag", "two words"]);
     assert_eq!(pp.stop_signal, Signal::INT);
+    assert_eq!(pp.leftovers, Leftovers::Keep);
     assert_eq!(pp.success_exit_codes, [0, 143]);
     // File order, not alphabetical.
     let env: Vec<(&str, &str)> = pp
@@ -466,6 +469,204 @@ fn child_specs_otp_a3() {
         t.tree.node(NodeId(1)).shutdown,
         Shutdown::Timeout(Duration::ZERO)
     );
+}
+
+/// Review R2: every duration key refuses more than 365 days, with the key, its line:col
+/// and the fix, so that no accepted config can overflow a deadline in `vigil run`.
+#[test]
+fn durations_have_an_upper_bound_r2() {
+    let base = |top: &str, sup: &str, process: &str| {
+        format!(
+            "{top}\nchildren = [\"s\"]\n[supervisor.s]\nchildren = [\"a\"]\n{sup}\n\
+             [process.a]\n{P}\n{process}\n"
+        )
+    };
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("shutdown_timeout = D", "", "", "shutdown_timeout"),
+        ("period = D", "", "", "period"),
+        ("", "shutdown = D", "", "supervisor.s.shutdown"),
+        ("", "period = D", "", "supervisor.s.period"),
+        ("", "", "shutdown = D", "process.a.shutdown"),
+        (
+            "",
+            "",
+            "backoff = { initial = D, max = \"365d\" }",
+            "process.a.backoff.initial",
+        ),
+        ("", "", "backoff = { max = D }", "process.a.backoff.max"),
+        (
+            "",
+            "",
+            "backoff = { reset_after = D }",
+            "process.a.backoff.reset_after",
+        ),
+        (
+            "",
+            "",
+            "ready = { notify_fd = 3, timeout = D }",
+            "process.a.ready.timeout",
+        ),
+        (
+            "",
+            "",
+            "ready = { file = \"/r\", interval = D }",
+            "process.a.ready.interval",
+        ),
+        (
+            "",
+            "",
+            "health = { file = \"/r\", interval = D }",
+            "process.a.health.interval",
+        ),
+        (
+            "",
+            "",
+            "health = { file = \"/r\", timeout = D }",
+            "process.a.health.timeout",
+        ),
+    ];
+    for &(top, sup, process, key) in cases {
+        let with = |d: &str| {
+            let d = format!("\"{d}\"");
+            base(
+                &top.replace('D', &d),
+                &sup.replace('D', &d),
+                &process.replace('D', &d),
+            )
+        };
+        // The maximum itself is accepted ...
+        ok(&with("365d"));
+        // ... one second more is not, nor the review's value, nor one humantime overflows.
+        for d in ["365d 1s", "300000000000y", "584942417355y"] {
+            let e = one_error(
+                &with(d),
+                key,
+                &format!("duration \"{d}\" is longer than the maximum of 365d"),
+            );
+            assert!(e.line >= 1 && e.col > 1, "{e}");
+            let hint = e.hint.expect("a hint");
+            assert!(hint.starts_with("use at most \"365d\""), "{hint}");
+            // Only `shutdown` takes "infinity", and only its hint offers it.
+            assert_eq!(
+                hint.contains("\"infinity\""),
+                key.ends_with(".shutdown"),
+                "{key}: {hint}"
+            );
+        }
+    }
+    // humantime's year is 365.25 days: just over the maximum.
+    one_error(
+        &base("shutdown_timeout = \"1y\"", "", ""),
+        "shutdown_timeout",
+        "longer than the maximum of 365d",
+    );
+    // "infinity" stays accepted where it was.
+    let t = ok(&base(
+        "",
+        "shutdown = \"infinity\"",
+        "shutdown = \"infinity\"",
+    ))
+    .tree;
+    assert_eq!(t.node(NodeId(1)).shutdown, Shutdown::Infinity);
+    assert_eq!(t.node(NodeId(2)).shutdown, Shutdown::Infinity);
+    let t = ok(&base(
+        "shutdown_timeout = \"365d\"",
+        "",
+        "shutdown = \"365d\"",
+    ))
+    .tree;
+    assert_eq!(t.shutdown_timeout, Some(super::MAX_DURATION));
+    assert_eq!(
+        t.node(NodeId(2)).shutdown,
+        Shutdown::Timeout(super::MAX_DURATION)
+    );
+}
+
+/// `leftovers = "stop" | "keep"`: read with the other enum keys, unknown values listed
+/// with a suggestion, and only on processes.
+#[test]
+fn leftovers_values() {
+    let proc = |kv: &str| format!("children = [\"a\"]\n[process.a]\n{P}\n{kv}\n");
+    let read = |kv: &str| {
+        ok(&proc(kv))
+            .tree
+            .node(NodeId(1))
+            .as_process()
+            .expect("a process")
+            .leftovers
+    };
+    assert_eq!(read(""), Leftovers::Stop);
+    assert_eq!(read("leftovers = \"stop\""), Leftovers::Stop);
+    assert_eq!(read("leftovers = \"keep\""), Leftovers::Keep);
+    let d = one_error(
+        &proc("leftovers = \"kep\""),
+        "process.a.leftovers",
+        "unknown leftovers value \"kep\"",
+    );
+    assert_eq!((d.line, d.col), (4, 13));
+    assert_eq!(
+        d.hint.as_deref(),
+        Some("did you mean \"keep\"? expected one of \"stop\", \"keep\"")
+    );
+    one_error(
+        &proc("leftovers = \"STOP\""),
+        "process.a.leftovers",
+        "unknown leftovers value",
+    );
+    one_error(
+        &proc("leftovers = false"),
+        "process.a.leftovers",
+        "expected a string (stop | keep), found boolean false",
+    );
+    // A process setting: a supervisor's subtree is stopped as a whole anyway.
+    one_error(
+        "children = [\"s\"]\n[supervisor.s]\nleftovers = \"keep\"\n",
+        "supervisor.s.leftovers",
+        "unknown key in [supervisor.s]",
+    );
+    let shown = render(&ok(&proc("leftovers = \"keep\"")).tree);
+    assert!(shown.contains("leftovers: keep"), "{shown}");
+}
+
+/// The exported key table lists exactly what the readers read: every key in it is
+/// accepted in its table (whatever its value's problems), and an unknown key's hint lists
+/// the table's keys.
+#[test]
+fn the_key_table_is_what_is_read() {
+    for (table, keys) in super::KEYS {
+        for key in *keys {
+            let src = match *table {
+                "" => format!("{key} = 0\n"),
+                "supervisor.NAME" => format!("children = [\"s\"]\n[supervisor.s]\n{key} = 0\n"),
+                "process.NAME" => format!("children = [\"a\"]\n[process.a]\n{key} = 0\n"),
+                "control" | "http" => format!("[{table}]\n{key} = 0\n"),
+                t => {
+                    let sub = t
+                        .strip_prefix("process.NAME.")
+                        .expect("a process sub-table");
+                    format!("children = [\"a\"]\n[process.a]\n{P}\n{sub} = {{ {key} = 0 }}\n")
+                }
+            };
+            if let Err(e) = parse(&src, Path::new("t.toml")) {
+                for d in e.0 {
+                    assert!(
+                        !d.message.starts_with("unknown key")
+                            && !d.message.starts_with("unknown top-level key"),
+                        "{table}: `{key}` is in the table but not read: {d}"
+                    );
+                }
+            }
+        }
+        let hint = |src: &str| errors(src)[0].hint.clone().expect("a hint");
+        if *table == "process.NAME" {
+            let h = hint(&format!(
+                "children = [\"a\"]\n[process.a]\n{P}\nzzzzzzzzzz = 1\n"
+            ));
+            for key in *keys {
+                assert!(h.contains(&format!("`{key}`")), "{key} missing from {h}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -8,7 +8,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::Cx;
-use super::raw::{Field, RawFile, RawProcess, RawSupervisor, quote, suggest};
+use super::raw::{RawFile, RawProcess, RawSupervisor};
+use super::toolkit::{Field, quote, suggest};
 use crate::core::backoff::min_time_to_exhaust;
 use crate::spec::{
     AutoShutdown, Backoff, Node, NodeId, NodeKind, ProcessSpec, ROOT_NAME, Restart, Shutdown,
@@ -505,6 +506,7 @@ fn add_node(
             NodeKind::Process(ProcessSpec {
                 command: p.command.get().cloned().unwrap_or_default(),
                 stop_signal: p.stop_signal.or(Signal::TERM).unwrap_or(Signal::TERM),
+                leftovers: p.leftovers.get().copied().unwrap_or_default(),
                 success_exit_codes: p.success_exit_codes.or(vec![0]).unwrap_or_default(),
                 env: p.env.get().cloned().unwrap_or_default(),
                 cwd: p.cwd.get().cloned(),

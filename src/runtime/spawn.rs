@@ -472,6 +472,7 @@ mod tests {
         let spec = ProcessSpec {
             command: vec!["true".into()],
             stop_signal: crate::spec::Signal::TERM,
+            leftovers: Default::default(),
             success_exit_codes: vec![0],
             env: vec![],
             cwd: Some("/no/such/dir/vigil".into()),

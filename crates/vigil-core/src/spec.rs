@@ -138,6 +138,8 @@ pub struct ProcessSpec {
     pub command: Vec<String>,
     /// The signal that asks the process to stop (sent to its process group).
     pub stop_signal: Signal,
+    /// What happens, when the process exits, to the processes its exit orphaned.
+    pub leftovers: Leftovers,
     /// Exit codes that count as a normal exit (OTP's `normal`). Default `[0]`.
     pub success_exit_codes: Vec<i32>,
     /// Variables set on top of the inherited environment, in file order.
@@ -156,6 +158,30 @@ pub struct ProcessSpec {
     pub health: Option<Box<HealthSpec>>,
     /// Where the process's stdout and stderr go.
     pub output: Output,
+}
+
+/// What happens to the processes that a process's exit leaves behind (`leftovers` in the
+/// config): descendants outside its process group (a helper that called `setsid`, a
+/// daemonizing child) that the exit orphaned. What is left in the process group itself is
+/// always SIGKILLed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Leftovers {
+    /// They are stopped like the process: its `stop_signal`, then SIGKILL after its
+    /// `shutdown` grace (the default).
+    #[default]
+    Stop,
+    /// They are left running: for a process that hands work to a daemon on purpose.
+    Keep,
+}
+
+impl Leftovers {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Leftovers::Stop => "stop",
+            Leftovers::Keep => "keep",
+        }
+    }
 }
 
 /// Where a process's stdout and stderr go (`output` in the config). The runtime's
