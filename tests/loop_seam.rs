@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use vigil::core::{Pid, Time};
+use vigil::os::procfs::Stat;
 use vigil::os::{Os, SpawnRequest};
 use vigil::runtime::handle::{Loop, LoopEvent};
 use vigil::spec::{ExitStatus, ProcessSpec, Signal};
@@ -126,6 +127,18 @@ impl Os for FakeOs {
             p.reaped = true;
         }
         Ok(())
+    }
+
+    fn signal_leftover(&mut self, pid: Pid, signal: Signal) -> io::Result<()> {
+        self.signal_group(pid, signal)
+    }
+
+    fn children(&mut self) -> Vec<(Pid, Stat)> {
+        Vec::new()
+    }
+
+    fn stat(&mut self, _: Pid) -> Option<Stat> {
+        None
     }
 
     fn finish_output(&mut self) -> Pin<Box<dyn Future<Output = ()>>> {

@@ -302,7 +302,9 @@ fn a_second_sigterm_during_a_slow_stop_kills_what_is_left() {
     // A repeat within vigil's repeat window (1 s) is the same request (coreutils
     // `timeout` sends two); only a later one escalates. Waiting out the window is what is
     // under test here, not a guess at how long something takes.
-    std::thread::sleep((first + Duration::from_millis(1100)).saturating_duration_since(Instant::now()));
+    std::thread::sleep(
+        (first + Duration::from_millis(1100)).saturating_duration_since(Instant::now()),
+    );
     let t0 = Instant::now();
     d.signal_vigil(libc::SIGTERM);
     assert_eq!(d.wait_exit(TIMEOUT), 0);

@@ -30,9 +30,14 @@ fn coreutils_timeout_does_not_defeat_the_grace() {
     let code = d.wait_exit(TIMEOUT);
     let ev = dir.read_events();
     assert_eq!(ev.signals("a"), vec!["SIGTERM"], "{:?}", ev.lines());
-    assert_eq!(ev.exits("a").len(), 1, "a ended by its own handler: {:?}", ev.lines());
+    assert_eq!(
+        ev.exits("a").len(),
+        1,
+        "a ended by its own handler: {:?}",
+        ev.lines()
+    );
+    // (Whether vigil saw two signals or one depends on the kernel coalescing them.)
     assert_eq!(code, 0, "{}", log(&d));
-    assert!(log(&d).contains("repeated"), "{}", log(&d));
 }
 
 /// Defect 5: a `--exit-with` run stopped by a signal before its process ended is not a
@@ -72,4 +77,89 @@ fn a_finished_exit_with_run_exits_with_its_status() {
         .arg(&path)
         .spawn();
     assert_eq!(d.wait_exit(TIMEOUT), 3, "{}", log(&d));
+}
+
+/// Pids of vigil's children whose command line is exactly `argv`.
+fn children_running(vigil: i32, argv: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.first() == Some(&"Z") || fields.get(1) != Some(&vigil.to_string().as_str()) {
+            continue;
+        }
+        if std::fs::read(format!("/proc/{pid}/cmdline"))
+            .ok()
+            .as_deref()
+            == Some(&want[..])
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn leftover_tree(keep: bool) -> String {
+    let keep = if keep { "leftovers = \"keep\"\n" } else { "" };
+    format!(
+        "intensity = 100\nperiod = \"60s\"\nchildren = [\"app\"]\n\n[process.app]\n\
+         command = [\"sh\", \"-c\", \"setsid sleep 1000 & sleep 0.3; exit 1\"]\n\
+         backoff = \"none\"\nshutdown = \"2s\"\n{keep}"
+    )
+}
+
+/// Defect 6: a helper that leaves the child's process group (`setsid`) is orphaned to
+/// vigil when the child exits; it is stopped with the child's stop signal instead of
+/// piling up over restarts (6 were left after 8 restarts before).
+#[test]
+fn leftovers_of_an_exit_are_stopped() {
+    let dir = TestDir::new();
+    let path = write_tree(&dir, &leftover_tree(false));
+    let mut d = vigil_in(&dir).arg("run").arg(&path).spawn();
+    let vigil = d.vigil_pid();
+    d.wait_for("6 starts of app", TIMEOUT, || {
+        (log(&d).matches("started child=app").count() >= 6).then_some(())
+    });
+    // At most the current incarnation's helper (and the one its exit is being stopped).
+    let left = children_running(vigil, &["sleep", "1000"]);
+    assert!(
+        left.len() <= 2,
+        "{} helpers left: {left:?}\n{}",
+        left.len(),
+        log(&d)
+    );
+    assert!(
+        log(&d).contains("exit left processes behind"),
+        "{}",
+        log(&d)
+    );
+    d.signal_vigil(libc::SIGTERM);
+    d.wait_exit(TIMEOUT);
+}
+
+/// `leftovers = "keep"`: they are left running (and listed as adopted orphans).
+#[test]
+fn leftovers_keep_leaves_them_running() {
+    let dir = TestDir::new();
+    let path = write_tree(&dir, &leftover_tree(true));
+    let mut d = vigil_in(&dir).arg("run").arg(&path).spawn();
+    let vigil = d.vigil_pid();
+    d.wait_for("3 helpers kept", TIMEOUT, || {
+        (children_running(vigil, &["sleep", "1000"]).len() >= 3).then_some(())
+    });
+    d.signal_vigil(libc::SIGTERM);
+    assert_eq!(d.wait_exit(TIMEOUT), 0);
+    // The final sweep still stops them when vigil exits.
 }

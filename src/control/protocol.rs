@@ -143,8 +143,23 @@ pub struct Status {
     pub ready: bool,
     /// Adopted orphans reaped so far.
     pub orphans_reaped: u64,
+    /// Adopted orphans alive now that vigil knows of (at most a few thousand are listed).
+    #[serde(default)]
+    pub orphans: Vec<OrphanStatus>,
     /// The root supervisor and, below it, every node in start order.
     pub tree: NodeStatus,
+}
+
+/// A live adopted orphan: a process vigil did not start that was reparented to it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrphanStatus {
+    /// Its pid.
+    pub pid: i32,
+    /// The process whose exit left it behind, when vigil could tell.
+    pub from: Option<String>,
+    /// `kept` (`leftovers = "keep"`), `stopping` (being stopped as a leftover), or
+    /// `adopted` (of unknown origin: it will be stopped when vigil stops).
+    pub state: String,
 }
 
 /// One supervisor or process.
@@ -207,6 +222,19 @@ pub fn render(status: &Status) -> String {
     for (name, detail) in rows {
         let pad = width - name.chars().count();
         let _ = writeln!(out, "{name}{:pad$}  {detail}", "");
+    }
+    if !status.orphans.is_empty() {
+        let _ = writeln!(out, "adopted orphans:");
+        for o in &status.orphans {
+            let from = o.from.as_deref().map(|f| format!(", left by {f}"));
+            let _ = writeln!(
+                out,
+                "  pid {} ({}{})",
+                o.pid,
+                o.state,
+                from.unwrap_or_default()
+            );
+        }
     }
     out
 }

@@ -8,6 +8,8 @@
 //! decide anything about supervision, and never wait for a process except in
 //! [`Os::peek_exit`] and [`Os::reap`].
 
+pub mod procfs;
+
 use std::future::Future;
 use std::io;
 use std::path::PathBuf;
@@ -48,6 +50,17 @@ pub trait Os {
 
     /// Reaps the zombie [`Os::peek_exit`] returned.
     fn reap(&mut self, pid: Pid) -> io::Result<()>;
+
+    /// Sends `signal` to a leftover: to the process group it leads, if it leads one (a
+    /// `setsid` helper and what it started), else to the process alone.
+    fn signal_leftover(&mut self, pid: Pid, signal: Signal) -> io::Result<()>;
+
+    /// vigil's direct children now, each with what `/proc` says of it: the tree's
+    /// processes, exec checks and adopted orphans alike.
+    fn children(&mut self) -> Vec<(Pid, procfs::Stat)>;
+
+    /// What `/proc` says of `pid` (a zombie included).
+    fn stat(&mut self, pid: Pid) -> Option<procfs::Stat>;
 
     /// Waits for child output still in flight to be written (called once, at the end).
     fn finish_output(&mut self) -> Pin<Box<dyn Future<Output = ()>>>;
@@ -94,6 +107,27 @@ impl Os for RealOs {
 
     fn reap(&mut self, pid: Pid) -> io::Result<()> {
         reaper::reap(pid).map_err(io::Error::from)
+    }
+
+    fn signal_leftover(&mut self, pid: Pid, signal: Signal) -> io::Result<()> {
+        let leads_group = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid)))
+            .is_ok_and(|g| g.as_raw() == pid);
+        if leads_group {
+            crate::sys::killpg(pid, signal)
+        } else {
+            crate::sys::kill(pid, signal)
+        }
+    }
+
+    fn children(&mut self) -> Vec<(Pid, procfs::Stat)> {
+        procfs::children()
+            .into_iter()
+            .filter_map(|pid| Some((pid, procfs::stat(pid)?)))
+            .collect()
+    }
+
+    fn stat(&mut self, pid: Pid) -> Option<procfs::Stat> {
+        procfs::stat(pid)
     }
 
     fn finish_output(&mut self) -> Pin<Box<dyn Future<Output = ()>>> {

@@ -31,11 +31,27 @@ pub enum LoopEvent {
     Query(ops::Query),
 }
 
+/// How many live adopted orphans the loop remembers (for `vigil status` and so that one
+/// is never taken for a later exit's leftover); beyond this, orphans are still reaped and
+/// swept, just not listed.
+pub const MAX_KNOWN_ORPHANS: usize = 4096;
+
+/// A live adopted orphan the loop knows of.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Orphan {
+    /// The process whose exit left it, when known.
+    pub(super) from: Option<NodeId>,
+    /// `leftovers = "keep"`: not stopped.
+    pub(super) kept: bool,
+}
+
 /// Counters the loop keeps besides the engine's state.
 #[derive(Debug, Default)]
 pub(super) struct Stats {
     /// Adopted orphans reaped (pids that were never a child of the tree).
     pub(super) orphans: u64,
+    /// Live adopted orphans, by pid (at most [`MAX_KNOWN_ORPHANS`]).
+    pub(super) known_orphans: std::collections::BTreeMap<crate::core::Pid, Orphan>,
 }
 
 /// The state of the loop between two wake-ups.
@@ -207,6 +223,12 @@ impl Loop {
                     debug!(child = %name, pid, "signal not delivered: {e}");
                 }
             }
+            Action::SignalLeftover { node, pid, signal } => {
+                debug!(child = %self.name(node), pid, %signal, "signalling leftover");
+                if let Err(e) = self.os.signal_leftover(pid, signal) {
+                    debug!(pid, "signal not delivered: {e}");
+                }
+            }
             Action::Ready => {
                 info!("all children started");
                 self.ready = true;
@@ -374,6 +396,30 @@ impl Loop {
                 pid,
                 "a spawn its supervisor no longer wanted; killed it"
             ),
+            Event::Leftovers {
+                node,
+                count,
+                kept,
+                daemonized,
+            } => {
+                let name = self.name(node);
+                if kept {
+                    info!(child = %name, count, "exit left processes behind; kept (leftovers = \"keep\")");
+                } else {
+                    warn!(child = %name, count, "exit left processes behind (outside its process group); stopping them with its stop signal and grace");
+                }
+                if daemonized {
+                    warn!(
+                        child = %name,
+                        "exited 0 at once leaving processes behind: does it daemonize? run it in the foreground (e.g. `nginx -g 'daemon off;'`, `redis-server --daemonize no`), or set leftovers = \"keep\" if it hands work to a daemon on purpose"
+                    );
+                }
+            }
+            Event::LeftoverKilled { node, pid } => warn!(
+                child = %self.name(node),
+                pid,
+                "a leftover did not stop within the grace; sent SIGKILL"
+            ),
             Event::StopRepeated { signal, ignored } => {
                 if ignored {
                     info!(
@@ -478,6 +524,51 @@ impl Loop {
         }
     }
 
+    /// The processes the exit of `zombie` (the process of `node`) orphaned to vigil:
+    /// children of vigil's that are not the tree's, not exec checks, not orphans seen
+    /// before, and started after `zombie` did (only its descendants can have). An orphan
+    /// that started earlier is remembered as of unknown origin. Not while vigil stops:
+    /// the final sweep stops every descendant anyway.
+    ///
+    /// The limit (docs/ARCHITECTURE.md): a process orphaned by another child that is still
+    /// running, between two exits, and started after `zombie`, would be taken for
+    /// `zombie`'s. Costs one read of `/proc/self/task/*/children` per exit.
+    fn find_leftovers(&mut self, zombie: crate::core::Pid, node: NodeId) -> Vec<crate::core::Pid> {
+        if self.engine.is_stopping() {
+            return Vec::new();
+        }
+        let Some(born) = self.os.stat(zombie).map(|s| s.start_time) else {
+            return Vec::new();
+        };
+        let kept = self
+            .tree
+            .node(node)
+            .as_process()
+            .is_some_and(|p| p.leftovers == crate::spec::Leftovers::Keep);
+        let mut out = Vec::new();
+        for (pid, st) in self.os.children() {
+            // What stayed in its process group has just been SIGKILLed with the group.
+            if pid == zombie
+                || st.pgid == zombie
+                || self.engine.is_child(pid)
+                || self.engine.is_leftover(pid)
+                || self.probes.is_exec(pid)
+                || self.stats.known_orphans.contains_key(&pid)
+            {
+                continue;
+            }
+            let from = (st.start_time >= born).then_some(node);
+            if self.stats.known_orphans.len() < MAX_KNOWN_ORPHANS {
+                let kept = from.is_some() && kept;
+                self.stats.known_orphans.insert(pid, Orphan { from, kept });
+            }
+            if from.is_some() {
+                out.push(pid);
+            }
+        }
+        out
+    }
+
     /// Drains every exit (SIGCHLDs coalesce). Each is handled completely while its
     /// process is still a zombie: what is left of its group is killed, the engine is fed
     /// and its actions carried out, and only then is it reaped, so no pid or group id the
@@ -500,11 +591,30 @@ impl Loop {
                 debug!(pid, %status, "exec check finished");
             } else if self.engine.is_child(pid) {
                 let _ = self.os.signal_group(pid, Signal::KILL);
+                // While it is a zombie: what its exit orphaned to vigil.
+                let node = self.engine.node_of(pid);
+                let leftovers = match node {
+                    Some(node) => self.find_leftovers(pid, node),
+                    None => Vec::new(),
+                };
                 self.probes.child_exited(pid);
                 self.feed(Input::Exited { pid, status }, now);
+                if let (Some(node), false) = (node, leftovers.is_empty()) {
+                    self.feed(
+                        Input::Leftovers {
+                            node,
+                            pids: leftovers,
+                        },
+                        now,
+                    );
+                }
             } else {
                 self.stats.orphans += 1;
+                self.stats.known_orphans.remove(&pid);
                 debug!(pid, %status, "reaped adopted orphan");
+                if self.engine.is_leftover(pid) {
+                    self.feed(Input::Exited { pid, status }, now);
+                }
             }
             if let Err(e) = self.os.reap(pid) {
                 // Peeking again would return the same zombie: stop here; the next

@@ -468,6 +468,23 @@ impl Loop {
             stopping: self.engine.is_stopping(),
             ready: self.engine.is_ready(NodeId::ROOT),
             orphans_reaped: self.stats.orphans,
+            orphans: self
+                .stats
+                .known_orphans
+                .iter()
+                .map(|(&pid, o)| protocol::OrphanStatus {
+                    pid,
+                    from: o.from.map(|n| self.name(n).to_string()),
+                    state: if o.kept {
+                        "kept"
+                    } else if self.engine.is_leftover(pid) {
+                        "stopping"
+                    } else {
+                        "adopted"
+                    }
+                    .to_string(),
+                })
+                .collect(),
             tree: self.node_status(NodeId::ROOT, super::now()),
         }
     }

@@ -311,7 +311,7 @@ impl Sim {
                     (_, OnStop::After(d, st)) => self.schedule_exit(pid, d, st),
                 }
             }
-            Action::Ready => {}
+            Action::Ready | Action::SignalLeftover { .. } => {}
             Action::Watch { node, probe, .. } => {
                 let what = match probe {
                     vigil::core::Probe::Ready => "ready",

@@ -39,7 +39,7 @@ pub mod spec;
 mod time;
 
 pub use engine::{
-    Action, Command, ControlError, Done, End, Engine, Event, ExitReason, Input, NodeView, Pid,
-    Probe, REPEAT_WINDOW, State, Token, Unready,
+    Action, Command, ControlError, DAEMONIZE_HINT, Done, End, Engine, Event, ExitReason, Input,
+    NodeView, Pid, Probe, REPEAT_WINDOW, State, Token, Unready,
 };
 pub use time::Time;

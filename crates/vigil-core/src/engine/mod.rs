@@ -19,7 +19,8 @@ use crate::Time;
 use super::backoff::{self, Rng};
 use super::intensity::Window;
 use crate::spec::{
-    AutoShutdown, ExitStatus, NodeId, NodeKind, Restart, Shutdown, Signal, Strategy, Tree,
+    AutoShutdown, ExitStatus, Leftovers, NodeId, NodeKind, Restart, Shutdown, Signal, Strategy,
+    Tree,
 };
 pub use readiness::Probe;
 
@@ -38,6 +39,10 @@ pub type Pid = i32;
 /// process group deliver the stop signal to vigil twice within microseconds; only a
 /// repeat after this window (a person pressing Ctrl-C again) means "kill what is left".
 pub const REPEAT_WINDOW: Duration = Duration::from_secs(1);
+
+/// A process that exits 0 this soon after its start, leaving processes behind, most
+/// likely daemonized: the log says so, with the fix.
+pub const DAEMONIZE_HINT: Duration = Duration::from_secs(1);
 
 /// Names one [`Action::Spawn`]; its answer ([`Input::Spawned`] or [`Input::SpawnFailed`])
 /// carries it back, so an answer the engine no longer wants is recognised (OTP's
@@ -140,6 +145,16 @@ pub enum Input {
         /// Whether the check passed.
         passed: bool,
     },
+    /// When the process of `node` exited, these processes had just been orphaned to vigil
+    /// (they left its process group: `setsid`, a daemonizing helper). Fed after the
+    /// [`Input::Exited`] of that process. Per its `leftovers`, they are stopped with its
+    /// stop signal and grace, or kept.
+    Leftovers {
+        /// The process whose exit left them.
+        node: NodeId,
+        /// Their pids.
+        pids: Vec<Pid>,
+    },
     /// An operator's command; answered once by [`Event::ControlDone`] with the same `id`.
     Control {
         /// The caller's id for the answer.
@@ -168,6 +183,15 @@ pub enum Action {
         /// The process node.
         node: NodeId,
         /// Its pid and process group id.
+        pid: Pid,
+        /// The signal.
+        signal: Signal,
+    },
+    /// Send `signal` to leftover `pid` (to the process group it leads, if it leads one).
+    SignalLeftover {
+        /// The process whose exit left it.
+        node: NodeId,
+        /// The leftover process.
         pid: Pid,
         /// The signal.
         signal: Signal,
@@ -300,6 +324,25 @@ pub enum Event {
         /// The process node.
         node: NodeId,
         /// The pid of the unwanted process.
+        pid: Pid,
+    },
+    /// A process's exit left processes behind ([`Input::Leftovers`]).
+    Leftovers {
+        /// The process.
+        node: NodeId,
+        /// How many.
+        count: usize,
+        /// They are kept (`leftovers = "keep"`); otherwise they are being stopped.
+        kept: bool,
+        /// The process exited 0 within [`DAEMONIZE_HINT`] of its start: it probably
+        /// daemonized (forked into the background and exited).
+        daemonized: bool,
+    },
+    /// A leftover process did not stop within the grace; it was sent SIGKILL.
+    LeftoverKilled {
+        /// The process whose exit left it.
+        node: NodeId,
+        /// The leftover.
         pid: Pid,
     },
     /// A stop signal arrived while vigil was already stopping.
@@ -448,6 +491,8 @@ enum Timer {
     StopDeadline,
     /// A process's `ready.timeout` has passed.
     ReadyDeadline(NodeId),
+    /// A leftover's grace has passed.
+    KillLeftover(Pid),
 }
 
 #[derive(Debug)]
@@ -505,6 +550,18 @@ pub struct Engine {
     strays: HashMap<Pid, NodeId>,
     /// The first stop signal and when it came (for [`REPEAT_WINDOW`] and the exit code).
     stop_request: Option<(Time, Signal)>,
+    /// Leftovers being stopped: the process whose exit left them, and when SIGKILL
+    /// follows. Bounded by the processes that exist (an entry goes when it is reaped).
+    leftovers: HashMap<Pid, Leftover>,
+    /// The exit status of each process's last exit, for [`Input::Leftovers`].
+    last_exit: HashMap<NodeId, (ExitStatus, Duration)>,
+}
+
+/// A leftover being stopped.
+#[derive(Clone, Copy, Debug)]
+struct Leftover {
+    node: NodeId,
+    kill_at: Option<Time>,
 }
 
 impl Engine {
@@ -549,6 +606,8 @@ impl Engine {
             next_token: 0,
             strays: HashMap::new(),
             stop_request: None,
+            leftovers: HashMap::new(),
+            last_exit: HashMap::new(),
         }
     }
 
@@ -577,6 +636,7 @@ impl Engine {
                 self.unwanted(node, pid);
             } else if let Input::Exited { pid, .. } = input {
                 self.strays.remove(&pid);
+                self.leftovers.remove(&pid);
             }
             return;
         }
@@ -596,6 +656,7 @@ impl Engine {
             Input::Tick | Input::Control { .. } => {}
             Input::Ready { node } => self.on_ready(node),
             Input::HealthCheck { node, passed } => self.on_health_check(node, passed, now),
+            Input::Leftovers { node, pids } => self.on_leftovers(node, pids, now),
         }
         self.settle(now);
         self.sweep_controls();
@@ -629,6 +690,17 @@ impl Engine {
     /// and has killed (otherwise it is an adopted orphan).
     pub fn is_child(&self, pid: Pid) -> bool {
         self.pids.contains_key(&pid) || self.strays.contains_key(&pid)
+    }
+
+    /// The node whose process `pid` is (not for killed unwanted spawns).
+    pub fn node_of(&self, pid: Pid) -> Option<NodeId> {
+        self.pids.get(&pid).copied()
+    }
+
+    /// Whether `pid` is a leftover being stopped (an adopted orphan whose exit the engine
+    /// wants to hear of, to cancel its SIGKILL).
+    pub fn is_leftover(&self, pid: Pid) -> bool {
+        self.leftovers.contains_key(&pid)
     }
 
     /// The first stop signal vigil received, if any (an interrupted `--exit-with` run
@@ -758,12 +830,16 @@ impl Engine {
     }
 
     fn on_exited(&mut self, pid: Pid, status: ExitStatus, now: Time) {
-        if self.strays.remove(&pid).is_some() {
-            return; // A process the engine never adopted; its kill is done.
+        if self.strays.remove(&pid).is_some() || self.leftovers.remove(&pid).is_some() {
+            return; // A process the engine never adopted; its stop is done.
         }
         let Some(node) = self.pids.remove(&pid) else {
             return; // An adopted orphan: OTP ignores 'EXIT' from unknown pids.
         };
+        let uptime = self.nodes[node.index()]
+            .spawned_at
+            .map_or(Duration::MAX, |t| now.saturating_duration_since(t));
+        self.last_exit.insert(node, (status, uptime));
         self.release_live(node);
         let expected = matches!(self.nodes[node.index()].status, Status::Stopping { .. });
         self.events.push_back(Event::Exited {
@@ -1378,6 +1454,61 @@ impl Engine {
         });
     }
 
+    /// [`Input::Leftovers`]: stop them with the process's stop signal and grace, or keep
+    /// them (`leftovers = "keep"`).
+    fn on_leftovers(&mut self, node: NodeId, pids: Vec<Pid>, now: Time) {
+        let Some(p) = self
+            .tree
+            .nodes
+            .get(node.index())
+            .and_then(|n| n.as_process())
+        else {
+            return;
+        };
+        if pids.is_empty() {
+            return;
+        }
+        let kept = p.leftovers == Leftovers::Keep;
+        let (stop_signal, shutdown) = (p.stop_signal, self.tree.node(node).shutdown);
+        let daemonized = matches!(
+            self.last_exit.get(&node),
+            Some((ExitStatus::Code(0), uptime)) if *uptime < DAEMONIZE_HINT
+        );
+        self.events.push_back(Event::Leftovers {
+            node,
+            count: pids.len(),
+            kept,
+            daemonized,
+        });
+        if kept {
+            return;
+        }
+        let (signal, kill_at) = match shutdown {
+            Shutdown::BrutalKill => (Signal::KILL, None),
+            Shutdown::Timeout(d) if d.is_zero() => (Signal::KILL, None),
+            Shutdown::Timeout(d) => (stop_signal, Some(now + d)),
+            Shutdown::Infinity => (stop_signal, None),
+        };
+        for pid in pids {
+            if self.pids.contains_key(&pid) || self.strays.contains_key(&pid) {
+                continue; // A child of the tree is never a leftover.
+            }
+            self.leftovers.insert(pid, Leftover { node, kill_at });
+            self.actions
+                .push_back(Action::SignalLeftover { node, pid, signal });
+            if signal != Signal::KILL {
+                self.actions.push_back(Action::SignalLeftover {
+                    node,
+                    pid,
+                    signal: Signal::CONT,
+                });
+            }
+            if let Some(at) = kill_at {
+                self.timers.push(Reverse((at, Timer::KillLeftover(pid))));
+            }
+        }
+    }
+
     // ----- timers -----
 
     fn fire_due_timer(&mut self, now: Time) -> bool {
@@ -1411,6 +1542,18 @@ impl Engine {
                 self.ready.push_back(parent);
             }
             Timer::ReadyDeadline(c) => self.ready_deadline(c),
+            Timer::KillLeftover(pid) => {
+                if let Some(l) = self.leftovers.get_mut(&pid) {
+                    l.kill_at = None;
+                    let node = l.node;
+                    self.events.push_back(Event::LeftoverKilled { node, pid });
+                    self.actions.push_back(Action::SignalLeftover {
+                        node,
+                        pid,
+                        signal: Signal::KILL,
+                    });
+                }
+            }
             Timer::StopDeadline => {
                 // `stop_deadline` stays set: the runtime bounds its final sweep by it.
                 self.kill_subtree(NodeId::ROOT, End::Stopped);
@@ -1434,6 +1577,10 @@ impl Engine {
             ),
             Timer::StopDeadline => self.stop_deadline == Some(at),
             Timer::ReadyDeadline(c) => self.ready_deadline_valid(c, at),
+            Timer::KillLeftover(pid) => self
+                .leftovers
+                .get(&pid)
+                .is_some_and(|l| l.kill_at == Some(at)),
         }
     }
 

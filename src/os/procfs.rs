@@ -1,0 +1,83 @@
+//! What `/proc` says about vigil's own children: which processes are its direct children
+//! now (`/proc/self/task/*/children`, Linux >= 3.5 with `CONFIG_PROC_CHILDREN`, on in
+//! every distribution kernel), and when a process started (field 22 of
+//! `/proc/PID/stat`, in clock ticks since boot).
+//!
+//! Used to find the processes a child's exit orphaned to vigil (its subreaper or PID 1)
+//! while the child is still a zombie. Must never block on anything but procfs, follow a
+//! path a child controls, or fail loudly: a missing file means "nothing known".
+
+use std::fs;
+
+use crate::core::Pid;
+
+/// vigil's direct children (every thread's; reparented orphans go to one of them).
+/// Empty when `/proc` cannot say.
+pub fn children() -> Vec<Pid> {
+    let mut out = Vec::new();
+    let Ok(tasks) = fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let path = task.path().join("children");
+        if let Ok(text) = fs::read_to_string(path) {
+            out.extend(
+                text.split_ascii_whitespace()
+                    .filter_map(|p| p.parse::<Pid>().ok()),
+            );
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// What `/proc/PID/stat` says of a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    /// Its process group (field 5).
+    pub pgid: Pid,
+    /// When it started, in clock ticks since boot (field 22).
+    pub start_time: u64,
+}
+
+/// `pid`'s stat; `None` when it is gone or unreadable. A zombie still has one, so a
+/// child's start can be read after it has exited.
+pub fn stat(pid: Pid) -> Option<Stat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+/// The name (field 2) may hold spaces and parentheses, so fields are counted after its
+/// last `)`: field 3 (state) is the first there.
+fn parse_stat(text: &str) -> Option<Stat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_ascii_whitespace().take(20).collect();
+    Some(Stat {
+        pgid: fields.get(2)?.parse().ok()?,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_counted_after_the_name_even_with_odd_names() {
+        let text = "42 (a) b) (c) S 1 43 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456 1000 10";
+        let want = Stat {
+            pgid: 43,
+            start_time: 123456,
+        };
+        assert_eq!(parse_stat(text), Some(want));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id() as Pid;
+        assert!(stat(me).is_some());
+        assert!(stat(-5).is_none());
+    }
+}
