@@ -350,6 +350,17 @@ fn check_parse(src: &str) -> Result<bool, TestCaseError> {
         Ok(loaded) => {
             // `vigil check` prints this; it must not panic either.
             let _ = vigil::config::render(&loaded.tree);
+            // And `vigil run` must be able to run it: a short simulated run with random
+            // exits, failed and late spawns, health results and a stop.
+            let seed = src.len() as u64;
+            if let Err(v) = vigil::core::sim::run(loaded.tree.clone(), seed) {
+                prop_assert!(
+                    false,
+                    "accepted config broke the engine: {}\n--- input\n{}",
+                    v.0,
+                    src
+                );
+            }
             // Review R2: no accepted duration can overflow a deadline in `vigil run`.
             for d in durations(&loaded.tree) {
                 prop_assert!(

@@ -35,6 +35,7 @@
 pub mod backoff;
 mod engine;
 pub mod intensity;
+pub mod sim;
 pub mod spec;
 mod time;
 

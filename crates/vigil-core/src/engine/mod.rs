@@ -127,7 +127,8 @@ pub enum Input {
         /// The signal, remembered for the exit code of an interrupted `--exit-with` run.
         signal: Signal,
     },
-    /// Kill everything still alive at once (SIGQUIT).
+    /// Kill everything still alive at once (SIGQUIT; remembered as the stop signal if it
+    /// is the first).
     Kill,
     /// A deadline from [`Engine::next_deadline`] has passed.
     Tick,
@@ -648,6 +649,8 @@ impl Engine {
             Input::Exited { pid, status } => self.on_exited(pid, status, now),
             Input::Stop { signal } => self.on_stop_signal(signal, now),
             Input::Kill => {
+                // SIGQUIT is a stop signal too: an interrupted `--exit-with` run exits 131.
+                self.stop_request.get_or_insert((now, Signal::QUIT));
                 if !self.stopping {
                     self.begin_stopping(now);
                 }
