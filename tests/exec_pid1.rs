@@ -2,8 +2,9 @@
 //! every forwardable signal reaches the child, orphans are reaped (none left as zombies),
 //! orphan storms with coalesced SIGCHLDs never hang vigil, and exit statuses propagate.
 //!
-//! Skipped, with a notice, where `unshare` is not permitted. Real processes, no fixed
-//! sleeps: every wait is a predicate with a deadline.
+//! Where `unshare` is refused: skipped with a notice, or failed on CI (`CI=true`), by
+//! tests/common's `pid_namespaces_available`. Real processes, no fixed sleeps: every wait
+//! is a predicate with a deadline.
 
 #![allow(clippy::disallowed_methods)]
 

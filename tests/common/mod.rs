@@ -331,6 +331,19 @@ pub fn zombie_children(pid: i32) -> Vec<i32> {
         .collect()
 }
 
+/// `pid`'s pid in the innermost PID namespace it belongs to (the last field of `NSpid:`
+/// in `/proc/<pid>/status`), e.g. 1 for vigil as PID 1 of a namespace; `None` if gone.
+pub fn innermost_pid(pid: i32) -> Option<i32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
+}
+
 /// Whether `pid` exists and is not a zombie.
 pub fn is_alive(pid: i32) -> bool {
     stat(pid).is_some_and(|s| s.2 != 'Z')
@@ -358,18 +371,66 @@ pub fn kill(pid: i32, sig: i32) {
     unsafe { libc::kill(pid, sig) };
 }
 
-/// Whether `unshare --pid --fork --mount-proc` works here (cached).
+/// The `unshare` arguments (before the program) that make a new PID namespace with its own
+/// `/proc`: as root, `--pid` alone; as another user, where the kernel allows unprivileged
+/// user namespaces, the same inside a new user namespace that maps the user to root.
+pub const UNSHARE_FORMS: [&[&str]; 2] = [
+    &["--pid", "--fork", "--mount-proc"],
+    &[
+        "--user",
+        "--map-root-user",
+        "--pid",
+        "--fork",
+        "--mount-proc",
+    ],
+];
+
+/// The first of `forms` that `probe` accepts, or every refusal (`; ` between forms).
+/// `probe` runs `unshare FORM... true` and says why it failed.
+pub fn choose_unshare_form(
+    forms: &[&'static [&'static str]],
+    mut probe: impl FnMut(&[&str]) -> Result<(), String>,
+) -> Result<&'static [&'static str], String> {
+    let mut refusals = Vec::new();
+    for &form in forms {
+        match probe(form) {
+            Ok(()) => return Ok(form),
+            Err(why) => refusals.push(format!("`unshare {} true`: {why}", form.join(" "))),
+        }
+    }
+    Err(refusals.join("; "))
+}
+
+/// Runs `unshare FORM... true`: `Err` says how it failed (exit status and stderr).
+fn probe_unshare(form: &[&str]) -> Result<(), String> {
+    let out = Command::new("unshare")
+        .args(form)
+        .arg("true")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run unshare (util-linux): {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = stderr.trim();
+    if stderr.is_empty() {
+        Err(format!("{} (nothing on stderr)", out.status))
+    } else {
+        Err(format!("{}: {stderr}", out.status))
+    }
+}
+
+/// The [`UNSHARE_FORMS`] entry that works here, or why none does (probed once).
+pub fn unshare_form() -> Result<&'static [&'static str], String> {
+    static FORM: OnceLock<Result<&'static [&'static str], String>> = OnceLock::new();
+    FORM.get_or_init(|| choose_unshare_form(&UNSHARE_FORMS, probe_unshare))
+        .clone()
+}
+
+/// Whether vigil can be run as PID 1 of a new PID namespace here ([`unshare_form`]).
 pub fn can_unshare() -> bool {
-    static OK: OnceLock<bool> = OnceLock::new();
-    *OK.get_or_init(|| {
-        Command::new("unshare")
-            .args(["--pid", "--fork", "--mount-proc", "true"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
+    unshare_form().is_ok()
 }
 
 /// A child process spawned by a test that is SIGKILLed and reaped on drop if still
@@ -429,7 +490,9 @@ pub struct DaemonBuilder {
     env_remove: Vec<OsString>,
     cwd: Option<PathBuf>,
     in_pid_namespace: bool,
+    unshare_form: Option<&'static [&'static str]>,
     stdin_null: bool,
+    stdout_piped: bool,
 }
 
 impl DaemonBuilder {
@@ -467,12 +530,26 @@ impl DaemonBuilder {
         self
     }
 
-    /// Run vigil as PID 1 of a new PID namespace (`unshare --pid --fork --mount-proc
-    /// --kill-child`). The pid then held by [`Daemon::pid`] is unshare's; `unshare`
-    /// forwards no signals, so use [`Daemon::signal_vigil`], which targets vigil's host pid.
-    /// Check [`can_unshare`] first and skip the test when it is false.
+    /// Run vigil as PID 1 of a new PID namespace (`unshare FORM... --kill-child`, the
+    /// form from [`unshare_form`]). The pid then held by [`Daemon::pid`] is unshare's;
+    /// `unshare` forwards no signals, so use [`Daemon::signal_vigil`], which targets
+    /// vigil's host pid. Call [`pid_namespaces_available`] first and return when it is false.
     pub fn in_pid_namespace(mut self, yes: bool) -> Self {
         self.in_pid_namespace = yes;
+        self
+    }
+
+    /// With [`Self::in_pid_namespace`]: this entry of [`UNSHARE_FORMS`] instead of the one
+    /// [`unshare_form`] picked.
+    pub fn with_unshare_form(mut self, form: &'static [&'static str]) -> Self {
+        self.unshare_form = Some(form);
+        self
+    }
+
+    /// Give vigil a pipe as stdout (take its read end with [`Daemon::take_stdout`]) instead
+    /// of a file.
+    pub fn stdout_piped(mut self, yes: bool) -> Self {
+        self.stdout_piped = yes;
         self
     }
 
@@ -499,15 +576,27 @@ impl DaemonBuilder {
         let stdout = fs::File::create(&stdout_path).expect("create daemon stdout file");
         let stderr = fs::File::create(&stderr_path).expect("create daemon stderr file");
         let mut cmd = if self.in_pid_namespace {
+            let form = self.unshare_form.unwrap_or_else(|| {
+                unshare_form().unwrap_or_else(|why| {
+                    panic!(
+                        "cannot run {} as PID 1 of a PID namespace: {why}\n\
+                         (call pid_namespaces_available first)",
+                        self.program.display()
+                    )
+                })
+            });
             let mut c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
-            c.arg(&self.program);
+            c.args(form).arg("--kill-child").arg(&self.program);
             c
         } else {
             Command::new(&self.program)
         };
         cmd.args(&self.args)
-            .stdout(stdout)
+            .stdout(if self.stdout_piped {
+                Stdio::piped()
+            } else {
+                Stdio::from(stdout)
+            })
             .stderr(stderr)
             .stdin(if self.stdin_null {
                 Stdio::null()
@@ -545,6 +634,7 @@ impl DaemonBuilder {
             program: self.program,
             in_pid_namespace: self.in_pid_namespace,
             exit: None,
+            kill_on_drop: Vec::new(),
             stdout_path,
             stderr_path,
             _logs: logs,
@@ -562,6 +652,7 @@ pub struct Daemon {
     program: PathBuf,
     in_pid_namespace: bool,
     exit: Option<i32>,
+    kill_on_drop: Vec<i32>,
     stdout_path: PathBuf,
     stderr_path: PathBuf,
     _logs: tempfile::TempDir,
@@ -577,7 +668,9 @@ impl Daemon {
             env_remove: Vec::new(),
             cwd: None,
             in_pid_namespace: false,
+            unshare_form: None,
             stdin_null: true,
+            stdout_piped: false,
         }
     }
 
@@ -612,6 +705,29 @@ impl Daemon {
                 .into_iter()
                 .find(|&p| comm(p).is_some_and(|c| c == want || want.is_empty()))
         })
+    }
+
+    /// The host pid of the process vigil knows as `pid` (the pid in vigil's log, and in
+    /// the events its children write): `pid` itself unless vigil runs in a PID namespace;
+    /// there, the descendant of unshare whose innermost pid is `pid`. `None` once it is gone.
+    pub fn host_pid(&self, pid: i32) -> Option<i32> {
+        if !self.in_pid_namespace {
+            return is_alive(pid).then_some(pid);
+        }
+        descendants(self.pid())
+            .into_iter()
+            .find(|&p| innermost_pid(p) == Some(pid) && is_alive(p))
+    }
+
+    /// The read end of vigil's stdout with [`DaemonBuilder::stdout_piped`] (once).
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// SIGKILLs the host pid `pid` too when this is dropped, even after vigil has exited
+    /// (e.g. a grandchild in its own session that a failing test might leave behind).
+    pub fn kill_on_drop(&mut self, pid: i32) {
+        self.kill_on_drop.push(pid);
     }
 
     /// The control socket this vigil was told to use (`$VIGIL_SOCKET`).
@@ -728,6 +844,9 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill_all();
+        for &p in &self.kill_on_drop {
+            kill(p, libc::SIGKILL);
+        }
         if std::thread::panicking() {
             eprintln!(
                 "--- vigil stderr (pid {}) ---\n{}--- end vigil stderr ---",
@@ -855,13 +974,67 @@ pub fn wait_started(dir: &TestDir, names: &[&str]) -> Events {
     })
 }
 
-/// Whether this test can run vigil as PID 1; prints why `test` is skipped when not.
-pub fn pid_namespaces_available(test: &str) -> bool {
-    let ok = can_unshare();
-    if !ok {
-        eprintln!("skipping {test}: `unshare --pid --fork --mount-proc` is not permitted here");
+/// Whether the tests run on CI: `CI` set to anything but empty, `0` or `false` (.ci/run,
+/// GitHub Actions and GitLab set `CI=true`). There a test that cannot run here fails
+/// instead of skipping: see [`skip_or_fail_on_ci`].
+pub fn on_ci() -> bool {
+    ci_value_is_set(std::env::var_os("CI").as_deref())
+}
+
+/// [`on_ci`] for the value `v` of `CI`.
+pub fn ci_value_is_set(v: Option<&std::ffi::OsStr>) -> bool {
+    v.is_some_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// What to say when `test` cannot run here: `what` failed, `why` it matters (what goes
+/// untested), and `fix`, how to make the test run.
+pub fn cannot_run_message(test: &str, what: &str, why: &str, fix: &str) -> String {
+    format!("{test} cannot run here: {what}.\nWhy it matters: {why}.\nFix: {fix}.")
+}
+
+/// For a test that cannot run here: on CI ([`on_ci`]) panics with
+/// [`cannot_run_message`], since a skipped test would read as a pass; elsewhere writes a
+/// SKIPPED notice to the real stderr (libtest does not capture it, so it shows in a
+/// passing run) and returns, and the caller returns too.
+pub fn skip_or_fail_on_ci(test: &str, what: &str, why: &str, fix: &str) {
+    skip_or_fail(on_ci(), test, what, why, fix);
+}
+
+/// [`skip_or_fail_on_ci`] with whether this is CI given.
+pub fn skip_or_fail(ci: bool, test: &str, what: &str, why: &str, fix: &str) {
+    let msg = cannot_run_message(test, what, why, fix);
+    if ci {
+        panic!("{msg}\n(CI is set: on CI a test that cannot run fails instead of skipping.)");
     }
-    ok
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED (CI would fail it): {msg} ***\n"
+    );
+}
+
+/// Whether `test` can run vigil as PID 1 of a new PID namespace ([`unshare_form`]);
+/// when not, [`skip_or_fail_on_ci`] with the reason, and the test returns.
+pub fn pid_namespaces_available(test: &str) -> bool {
+    match unshare_form() {
+        Ok(_) => true,
+        Err(refusals) => {
+            skip_or_fail_on_ci(
+                test,
+                &format!("`unshare` refused to make a PID namespace: {refusals}"),
+                "this test checks vigil's duties as PID 1 (a container's init): reaping \
+                 orphans, acting on signals the kernel drops at PID 1 without a handler, \
+                 the final sweep; skipped, they go untested",
+                "run the tests as root (as .ci/run does), or allow unprivileged user \
+                 namespaces (`sysctl user.max_user_namespaces=15000`; on Debian \
+                 `sysctl kernel.unprivileged_userns_clone=1`; on Ubuntu \
+                 `sysctl kernel.apparmor_restrict_unprivileged_userns=0`); in a container, \
+                 give it CAP_SYS_ADMIN and a seccomp profile that permits unshare (e.g. \
+                 `--privileged`)",
+            );
+            false
+        }
+    }
 }
 
 /// A copy of the vigil binary that any uid can run: the build's own copy may sit under a
