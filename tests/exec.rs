@@ -427,7 +427,12 @@ fn under_a_terminal(dir: &TestDir, shell_cmd: &str) -> Option<String> {
     let mut c = match spawned {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("skipping terminal test: cannot run `script` (util-linux): {e}");
+            skip_or_fail_on_ci(
+                "terminal test",
+                &format!("cannot run `script` (util-linux): {e}"),
+                "the test gives vigil exec a terminal through script(1)",
+                "apt-get install util-linux (.ci/run does)",
+            );
             return None;
         }
     };

@@ -308,8 +308,7 @@ fn orphans_outlive_their_parent() {
 
 #[test]
 fn orphans_land_on_pid1_of_a_namespace() {
-    if !can_unshare() {
-        eprintln!("skipped: unshare --pid unavailable");
+    if !pid_namespaces_available("orphans_land_on_pid1_of_a_namespace") {
         return;
     }
     let dir = TestDir::new();

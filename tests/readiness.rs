@@ -152,7 +152,12 @@ fn exec_gates_the_next_sibling_and_its_processes_are_not_orphans() {
 #[test]
 fn http_gates_the_next_sibling() {
     if Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("skipping http_gates_the_next_sibling: python3 is not installed");
+        skip_or_fail_on_ci(
+            "http_gates_the_next_sibling",
+            "python3 is not installed",
+            "the test serves HTTP with python3's http.server",
+            "apt-get install python3 (.ci/run does)",
+        );
         return;
     }
     let dir = TestDir::new();
@@ -176,6 +181,12 @@ fn http_gates_the_next_sibling() {
 #[test]
 fn http_readiness_wants_a_2xx() {
     if Command::new("python3").arg("--version").output().is_err() {
+        skip_or_fail_on_ci(
+            "http_readiness_wants_a_2xx",
+            "python3 is not installed",
+            "the test serves HTTP with python3's http.server",
+            "apt-get install python3 (.ci/run does)",
+        );
         return;
     }
     let dir = TestDir::new();
@@ -423,8 +434,11 @@ fn test_stack_example_passes_and_fails_with_the_tests_status() {
             .is_ok_and(|o| o.status.success())
     };
     if !(have("redis-server") && have("redis-cli") && have("python3")) {
-        eprintln!(
-            "skipping the test-stack example: redis-server, redis-cli or python3 is missing (apt-get install redis-server python3)"
+        skip_or_fail_on_ci(
+            "the test-stack example",
+            "redis-server, redis-cli or python3 is missing",
+            "the shipped example runs a real redis and a python web app",
+            "apt-get install redis-server python3 (.ci/run does)",
         );
         return;
     }
