@@ -11,7 +11,11 @@
 //! 2. Install signal handlers (before spawning, so nothing sent early is dropped by a
 //!    PID 1), then start CMD in a process group of its own, with every signal at its
 //!    default and an empty mask. If vigil owns the foreground of the terminal on stdin,
-//!    the child's group takes it over.
+//!    the child's group takes it over. Once the child runs, close every descriptor beyond
+//!    0-2 that vigil inherited (listed first thing, before vigil opened any of its own;
+//!    the child did not get them either, they were close-on-exec): a parent that waits
+//!    for EOF on a pipe it passed (s6's readiness descriptor, a test harness) sees it as
+//!    soon as the child runs, not when vigil exits.
 //! 3. Loop on signals: SIGCHLD drains the reaper (the child's status when its pid shows
 //!    up; any other pid is an adopted orphan, reaped and counted); every other signal in
 //!    [`forwardable`] goes to the child's process group (`kill(-pgid)`), or to the child
@@ -43,6 +47,9 @@
 //! `STOPPING=1` when it forwards SIGTERM/SIGINT or the child exits
 //! ([`crate::runtime::notify`]). The child does not inherit those variables.
 //!
+//! If the signals can no longer be read, vigil can see neither the child exit nor a stop
+//! request: it SIGKILLs the child's group and every descendant and exits 70.
+//!
 //! Must never: forward SIGCHLD, signal the child's pid after it has been reaped (pids
 //! are reused), wait for processes other than through the reaper, or exit while a
 //! descendant it could still stop is alive.
@@ -52,7 +59,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
 use crate::cli::ExecArgs;
 use crate::exit;
@@ -69,6 +76,15 @@ const NAME: &str = "vigil exec";
 
 /// Runs `vigil exec` and returns vigil's exit code.
 pub fn exec_main(args: &ExecArgs) -> u8 {
+    // Before vigil opens anything (the event loop, the signal pipe): every descriptor >= 3
+    // open now was inherited, and is closed once the child runs.
+    let inherited = sys::InheritedFds::snapshot().unwrap_or_else(|e| {
+        warn!(
+            "{e}; vigil keeps the descriptors it inherited open while it runs, so a parent \
+             waiting for EOF on a pipe it passed waits until vigil exits"
+        );
+        sys::InheritedFds::default()
+    });
     // Shared with `vigil run`: unblock inherited signals, subreaper (or a warning),
     // descriptors close-on-exec, chdir("/").
     let start_dir = crate::runtime::prepare_process();
@@ -82,7 +98,7 @@ pub fn exec_main(args: &ExecArgs) -> u8 {
             return exit::INTERNAL;
         }
     };
-    runtime.block_on(run(args, start_dir))
+    runtime.block_on(run(args, start_dir, inherited))
 }
 
 /// The signals `vigil exec` handles: everything it forwards, plus SIGCHLD.
@@ -92,7 +108,7 @@ fn handled_signals() -> Vec<Signal> {
     all
 }
 
-async fn run(args: &ExecArgs, start_dir: PathBuf) -> u8 {
+async fn run(args: &ExecArgs, start_dir: PathBuf, inherited: sys::InheritedFds) -> u8 {
     let mut signals = match Signals::new(&handled_signals()) {
         Ok(s) => s,
         Err(e) => {
@@ -127,6 +143,9 @@ async fn run(args: &ExecArgs, start_dir: PathBuf) -> u8 {
             return e.exec_exit_code();
         }
     };
+    // The child has what it needs; vigil keeps nothing it inherited beyond 0-2.
+    debug!(fds = ?inherited.fds(), "closing inherited descriptors");
+    inherited.close();
     if foreground && let Err(e) = sys::block_tty_job_signals() {
         debug!("cannot block SIGTTIN/SIGTTOU: {e}");
     }
@@ -140,6 +159,24 @@ async fn run(args: &ExecArgs, start_dir: PathBuf) -> u8 {
         let sig = tokio::select! {
             sig = signals.recv() => sig,
             () = notify.watchdog_tick() => continue,
+        };
+        let sig = match sig {
+            Ok(sig) => sig,
+            Err(e) => {
+                // Blind: neither the child's exit nor a stop request can be seen any more.
+                error!(
+                    "{NAME}: {e}; killing the child (pid {child}) and every descendant and \
+                     exiting {}",
+                    exit::INTERNAL
+                );
+                let _ = sys::killpg(child, Signal::KILL);
+                let _ = sys::kill(child, Signal::KILL);
+                sweep::kill_all_now();
+                if foreground {
+                    sys::reclaim_terminal_foreground();
+                }
+                return exit::INTERNAL;
+            }
         };
         if sig != signals::CHLD {
             if sig == signals::TERM || sig == signals::INT {

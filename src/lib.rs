@@ -12,6 +12,7 @@
 //! - [`client`]: `vigil status|stop|start|restart|signal|wait-ready`, the socket's client.
 //! - [`exec`]: `vigil exec -- CMD`, the single-command init (tini / dumb-init mode).
 //! - [`sys`]: the only module with `unsafe`: thin wrappers over system calls.
+//! - [`fatal`]: the panic hook and fatal errors (exit 70, after SIGKILL to live children).
 //!
 //! `docs/ARCHITECTURE.md` draws the loop and lists the invariants.
 
@@ -25,6 +26,7 @@ pub mod config;
 pub mod control;
 pub mod exec;
 pub mod exit;
+pub mod fatal;
 pub mod os;
 pub mod runtime;
 pub mod sys;

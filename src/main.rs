@@ -1,5 +1,6 @@
 //! The `vigil` binary: parse the command line, set up logging, dispatch, and turn the
-//! outcome into an exit code. The exit-code policy lives here and in [`vigil::exit`].
+//! outcome into an exit code. The exit-code policy lives here and in [`vigil::exit`];
+//! a panic exits 70 through [`vigil::fatal`]'s hook, installed before anything else.
 
 use std::process::ExitCode;
 
@@ -8,6 +9,8 @@ use vigil::cli::{self, Cli, Command, LogFormat};
 use vigil::control::protocol::Request;
 
 fn main() -> ExitCode {
+    // First: a panic anywhere from here on exits 70 after killing the children's groups.
+    vigil::fatal::install_panic_hook();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

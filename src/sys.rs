@@ -7,8 +7,10 @@
 //! Two groups of functions live here:
 //!
 //! - **Parent side** ([`is_pid1`], [`set_child_subreaper`], [`mark_inherited_fds_cloexec`],
-//!   [`kill`], [`killpg`], [`BlockedSignals`], [`register_signal_pipe`], ...): ordinary
-//!   calls made by vigil itself.
+//!   [`InheritedFds`], [`kill`], [`killpg`], [`BlockedSignals`], [`register_signal_pipe`],
+//!   ...): ordinary calls made by vigil itself. The signal handler and the functions the
+//!   panic hook uses ([`write_stderr`], [`killpg`] of a group > 1, [`exit_now`])
+//!   allocate nothing and take no lock.
 //! - **Child side** ([`install_pre_exec`] and the [`ChildSetup`] it runs): code that runs
 //!   in the forked child between `fork` and `exec`. It must only call async-signal-safe
 //!   functions and must never allocate, lock or panic: everything it needs (group lists,
@@ -23,7 +25,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 
 use crate::spec::{ExitStatus, Signal};
 use nix::errno::Errno;
@@ -88,6 +90,80 @@ pub fn mark_inherited_fds_cloexec() -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Descriptors >= 3 that vigil inherited from its parent, listed by
+/// [`InheritedFds::snapshot`] before vigil opens anything of its own, so that
+/// [`InheritedFds::close`] can later close exactly those and never one of vigil's.
+#[derive(Debug, Default)]
+pub struct InheritedFds {
+    fds: Vec<RawFd>,
+}
+
+impl InheritedFds {
+    /// Lists the descriptors >= 3 open right now (from `/proc/self/fd`). Call it first
+    /// thing, while vigil has opened nothing that it keeps and runs one thread: every
+    /// descriptor listed is then one it inherited, owned by no Rust value.
+    pub fn snapshot() -> io::Result<InheritedFds> {
+        // Collect first: the directory stream holds a descriptor of its own, which is
+        // closed once `read_dir` is dropped and must not be listed.
+        let listed: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot list /proc/self/fd: {e}")))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+            .filter(|&fd| fd >= 3)
+            .collect();
+        // SAFETY: F_GETFD only reads a descriptor's flags; a number that is not open
+        // (the directory stream's, now closed) fails with EBADF and is left out.
+        let fds = listed
+            .into_iter()
+            .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0)
+            .collect();
+        Ok(InheritedFds { fds })
+    }
+
+    /// The descriptors listed.
+    pub fn fds(&self) -> &[RawFd] {
+        &self.fds
+    }
+
+    /// Closes every descriptor listed. Errors (one already closed) are ignored.
+    pub fn close(self) {
+        for fd in self.fds {
+            // SAFETY: `fd` was open when the snapshot was taken, before vigil opened
+            // anything, so no Rust value owns it; and nothing in vigil closes inherited
+            // descriptors (they are only marked close-on-exec), so the number cannot have
+            // been reused for a descriptor vigil opened since. Closing it invalidates
+            // nobody's handle.
+            unsafe {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to standard error with one `write(2)` per attempt, retrying on a
+/// short write or `EINTR` and giving up on any other error. Allocates nothing and takes
+/// no lock (unlike `std::io::stderr`), so the panic hook can use it on any thread.
+pub fn write_stderr(mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a live slice; write reads at most `bytes.len()` bytes of it.
+        let n = unsafe { libc::write(libc::STDERR_FILENO, bytes.as_ptr().cast(), bytes.len()) };
+        match usize::try_from(n) {
+            Ok(0) => return,
+            Ok(n) => bytes = &bytes[n.min(bytes.len())..],
+            Err(_) if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Ends vigil at once with exit code `code` (`_exit(2)`): no destructors, no `atexit`
+/// handlers, no flushing of std's buffers. For the panic hook and fatal errors, where
+/// running any more of vigil's code is not safe.
+pub fn exit_now(code: u8) -> ! {
+    // SAFETY: _exit has no preconditions and does not return.
+    unsafe { libc::_exit(libc::c_int::from(code)) }
 }
 
 /// Sends `sig` to one process. Real-time signals work (unlike `nix::sys::signal::kill`,
@@ -421,10 +497,21 @@ pub fn is_forbidden_signal(sig: Signal) -> bool {
     FORBIDDEN_SIGNALS.contains(&sig.0)
 }
 
-/// What the signal handler reads: by signal number, the write end of the pipe to write
-/// the number to, or -1 (the handler is installed but nobody listens: ignore).
+/// What the signal handler reads: by signal number, the write end of the pipe that wakes
+/// its reader, or -1 (the handler is installed but nobody listens: ignore).
 static SIGNAL_PIPES: [AtomicI32; MAX_SIGNAL as usize + 1] =
     [const { AtomicI32::new(-1) }; MAX_SIGNAL as usize + 1];
+
+/// By signal number: how many times it arrived (and was listened for) that its reader
+/// has not taken yet. This, not the pipe, is the record of what arrived: the pipe only
+/// wakes the reader, and a full pipe drops the byte (see [`on_signal`]).
+static SIGNAL_COUNTS: [AtomicU32; MAX_SIGNAL as usize + 1] =
+    [const { AtomicU32::new(0) }; MAX_SIGNAL as usize + 1];
+
+/// By signal number: set when the handler could not write its byte (the pipe was full),
+/// so the reader knows that some arrivals exist only in [`SIGNAL_COUNTS`].
+static SIGNAL_DROPPED: [AtomicBool; MAX_SIGNAL as usize + 1] =
+    [const { AtomicBool::new(false) }; MAX_SIGNAL as usize + 1];
 
 /// The process that registered the handlers. A forked child runs them too until its
 /// dispositions are reset before `exec`; it must not write to vigil's pipe.
@@ -435,32 +522,77 @@ static SIGNAL_OWNER: AtomicI32 = AtomicI32::new(0);
 /// (or, worse, reused) descriptor.
 static HANDLERS_RUNNING: AtomicUsize = AtomicUsize::new(0);
 
-/// The one handler behind [`register_signal_pipe`]: writes the signal's number as one
-/// byte to its pipe. Only atomics, `getpid` and `write`, all async-signal-safe; `errno`
-/// is restored for the interrupted code.
+/// The one handler behind [`register_signal_pipe`]: counts the arrival in
+/// [`SIGNAL_COUNTS`] first, then writes the signal's number as one byte to its pipe to
+/// wake the reader (and to tell it the order of arrivals). When the pipe is full the
+/// byte is dropped and [`SIGNAL_DROPPED`] is set: the count still holds the arrival, so a
+/// storm of one signal can never push another one out. Only atomics, `getpid` and
+/// `write`, all async-signal-safe (the atomics are lock-free on every target Rust
+/// supports with 32-bit atomics); `errno` is restored for the interrupted code.
 extern "C" fn on_signal(sig: libc::c_int) {
     // SAFETY: __errno_location returns this thread's errno, valid for the thread's life.
     let errno = unsafe { *libc::__errno_location() };
     HANDLERS_RUNNING.fetch_add(1, Ordering::SeqCst);
-    let fd = usize::try_from(sig)
+    let index = usize::try_from(sig)
         .ok()
-        .and_then(|i| SIGNAL_PIPES.get(i))
-        .map_or(-1, |slot| slot.load(Ordering::SeqCst));
+        .filter(|&i| i < SIGNAL_PIPES.len());
+    let fd = index.map_or(-1, |i| SIGNAL_PIPES[i].load(Ordering::SeqCst));
     // SAFETY: getpid cannot fail and is async-signal-safe.
-    if fd >= 0 && unsafe { libc::getpid() } == SIGNAL_OWNER.load(Ordering::SeqCst) {
+    if let Some(i) = index
+        && fd >= 0
+        && unsafe { libc::getpid() } == SIGNAL_OWNER.load(Ordering::SeqCst)
+    {
+        // Saturating: a lock-free compare-and-swap loop, never a wrap to zero.
+        let _ = SIGNAL_COUNTS[i].fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            Some(n.saturating_add(1))
+        });
         let byte = sig as u8;
         // SAFETY: write is async-signal-safe; `byte` lives on this frame; `fd` stays open
-        // until `HANDLERS_RUNNING` drops to zero after its slot was cleared. A full pipe
-        // drops the byte (signals coalesce anyway).
-        let _ = unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
+        // until `HANDLERS_RUNNING` drops to zero after its slot was cleared.
+        let written = unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
+        if written != 1 {
+            // Full (EAGAIN): the reader has bytes to read, so it wakes anyway.
+            SIGNAL_DROPPED[i].store(true, Ordering::SeqCst);
+        }
     }
     HANDLERS_RUNNING.fetch_sub(1, Ordering::SeqCst);
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = errno };
 }
 
-/// Installs a handler for `sig` that writes the signal number as one byte to `pipe`
-/// (the write end of a non-blocking pipe), to be read by an async task.
+/// Takes every arrival of `sig` counted since the last call (or since it was
+/// registered): returns the count and resets it to zero. See [`register_signal_pipe`].
+pub fn take_signal_count(sig: Signal) -> u32 {
+    signal_slot(&SIGNAL_COUNTS, sig).map_or(0, |c| c.swap(0, Ordering::SeqCst))
+}
+
+/// Takes one counted arrival of `sig`, if there is one: the reader calls this for each
+/// byte it reads from the pipe, so that an arrival is reported once, whether through its
+/// byte or through [`take_signal_count`].
+pub fn take_one_signal(sig: Signal) -> bool {
+    signal_slot(&SIGNAL_COUNTS, sig).is_some_and(|c| {
+        c.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    })
+}
+
+/// Whether the handler has dropped a byte for `sig` (a full pipe) since the last call;
+/// resets the flag.
+pub fn take_signal_dropped(sig: Signal) -> bool {
+    signal_slot(&SIGNAL_DROPPED, sig).is_some_and(|d| d.swap(false, Ordering::SeqCst))
+}
+
+fn signal_slot<T>(table: &[T], sig: Signal) -> Option<&T> {
+    usize::try_from(sig.0)
+        .ok()
+        .filter(|&i| i >= 1)
+        .and_then(|i| table.get(i))
+}
+
+/// Installs a handler for `sig` that counts each arrival (read it with
+/// [`take_signal_count`] and [`take_one_signal`]) and writes the signal number as one
+/// byte to `pipe` (the write end of a non-blocking pipe) to wake an async reader. The
+/// count starts at zero.
 ///
 /// One plain `sigaction` per signal (no registry, no handler chains: nothing else in
 /// vigil installs signal handlers), with `SA_RESTART` and an empty handler mask. It does
@@ -481,6 +613,16 @@ pub fn register_signal_pipe(sig: Signal, pipe: BorrowedFd<'_>) -> io::Result<()>
         })?;
     // SAFETY: getpid cannot fail.
     SIGNAL_OWNER.store(unsafe { libc::getpid() }, Ordering::SeqCst);
+    // Nobody listens yet (the slot is free, or the compare below fails): the handler
+    // counts nothing for `sig` until the slot holds the pipe.
+    if slot.load(Ordering::SeqCst) == -1 {
+        if let Some(count) = signal_slot(&SIGNAL_COUNTS, sig) {
+            count.store(0, Ordering::SeqCst);
+        }
+        if let Some(dropped) = signal_slot(&SIGNAL_DROPPED, sig) {
+            dropped.store(false, Ordering::SeqCst);
+        }
+    }
     if slot
         .compare_exchange(-1, pipe.as_raw_fd(), Ordering::SeqCst, Ordering::SeqCst)
         .is_err()

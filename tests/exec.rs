@@ -474,3 +474,172 @@ fn on_a_terminal_the_child_gets_the_foreground_and_vigil_takes_it_back() {
         "vigil gave the terminal back: {out:?}"
     );
 }
+
+/// Defect 8: once the child runs, `vigil exec` keeps nothing it inherited beyond 0-2. A
+/// parent that passed a pipe's write end and waits for EOF on it (s6's readiness
+/// descriptor, a test harness) sees it while the child still runs, not when vigil exits.
+#[test]
+fn inherited_descriptors_are_closed_once_the_child_runs() {
+    use std::os::fd::AsRawFd;
+    let dir = TestDir::new();
+    // Close-on-exec in this test process (other tests fork meanwhile); vigil gets it as
+    // fd 9 without the flag, as a parent passes a descriptor on purpose.
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+    let write_fd = write.as_raw_fd();
+    let mut cmd = Command::new(vigil());
+    cmd.args(["exec", "--"])
+        .arg(test_child())
+        .arg("--events")
+        .arg(dir.events())
+        .args(["--name", "c"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: dup2 is async-signal-safe; the new fd 9 has no close-on-exec flag.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(write_fd, 9) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut vigil = ChildGuard::spawn(&mut cmd);
+    drop(write);
+    nix::fcntl::fcntl(
+        &read,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .expect("O_NONBLOCK");
+    let child = dir
+        .wait_events("START", TIMEOUT, |e| e.count("START", "c") == 1)
+        .starts("c")[0];
+    let mut buf = [0u8; 16];
+    wait_for("EOF on the pipe vigil inherited", TIMEOUT, || {
+        matches!(nix::unistd::read(&read, &mut buf), Ok(0)).then_some(())
+    });
+    assert!(is_alive(child), "EOF came while the child runs");
+    assert!(vigil.try_wait().unwrap().is_none(), "... and vigil runs");
+    kill(vigil.pid(), libc::SIGTERM);
+    assert_eq!(vigil.wait_exit(TIMEOUT), 128 + libc::SIGTERM);
+}
+
+/// Runs `vigil exec --grace 0s -- sh -c "sleep 1000 & exit 3"` as process 2 of a new PID
+/// namespace whose `/proc` is still the host's: vigil is a subreaper, the `sleep` is
+/// adopted by it, and vigil can neither list it in `/proc` nor signal it. (`sh` is the
+/// namespace's PID 1; when it exits, the kernel kills the `sleep`.) `None` where
+/// `unshare` is not permitted.
+fn exec_with_a_descendant_it_cannot_see(test: &str, env: &[(&str, &str)]) -> Option<Daemon> {
+    if !pid_namespaces_available(test) {
+        return None;
+    }
+    let mut b = Daemon::builder()
+        .program("unshare")
+        .args(["--pid", "--fork", "--kill-child", "sh", "-c"])
+        .arg(r#""$0" exec --grace 0s -- sh -c "sleep 1000 & exit 3"; exit $?"#)
+        .arg(vigil());
+    for (k, v) in env {
+        b = b.env(k, v);
+    }
+    Some(b.spawn())
+}
+
+/// vigil's host pid under [`exec_with_a_descendant_it_cannot_see`].
+fn vigil_in_namespace(d: &Daemon) -> i32 {
+    d.wait_for("vigil to start in the namespace", TIMEOUT, || {
+        descendants(d.pid())
+            .into_iter()
+            .find(|&p| comm(p).as_deref() == Some("vigil"))
+    })
+}
+
+/// R6: the final sweep ends even when what is left cannot be stopped. After its SIGKILL
+/// it waits at most `KILL_WAIT` (3 s), says what is left and why, and vigil exits with
+/// the child's code. (Before: it waited for ever.)
+#[test]
+fn the_sweep_gives_up_on_what_it_cannot_stop() {
+    let Some(mut d) = exec_with_a_descendant_it_cannot_see("the_sweep_gives_up", &[]) else {
+        return;
+    };
+    assert_eq!(d.wait_exit(TIMEOUT), 3, "the child's code");
+    let err = log(&d);
+    assert!(err.contains("wait=3s"), "{err}");
+    assert!(err.contains("another PID namespace"), "{err}");
+    assert!(
+        err.contains("sweep: exiting without waiting for what is left (they did not go"),
+        "{err}"
+    );
+}
+
+/// R6: a stop signal while the sweep waits after its SIGKILL ends the sweep at once.
+/// (The test-only `VIGIL_TEST_KILL_WAIT` of debug builds lengthens the wait to 60 s, so
+/// the signal surely arrives during it.)
+#[test]
+fn a_stop_signal_ends_the_wait_after_sigkill_at_once() {
+    if !cfg!(debug_assertions) {
+        eprintln!("skipping: VIGIL_TEST_KILL_WAIT exists in debug builds only");
+        return;
+    }
+    let Some(mut d) = exec_with_a_descendant_it_cannot_see(
+        "a_stop_signal_ends_the_wait",
+        &[("VIGIL_TEST_KILL_WAIT", "60s")],
+    ) else {
+        return;
+    };
+    let vigil = vigil_in_namespace(&d);
+    d.wait_for("the wait after SIGKILL", TIMEOUT, || {
+        log(&d).contains("sweep: grace over").then_some(())
+    });
+    kill(vigil, libc::SIGTERM);
+    assert_eq!(
+        d.wait_exit(TIMEOUT),
+        3,
+        "the child's code, long before 60 s"
+    );
+    let err = log(&d);
+    assert!(
+        err.contains("stop signal while waiting for the last descendants"),
+        "{err}"
+    );
+}
+
+/// Defect 3: a panic exits 70, not 134 (release) or 101 (debug), after SIGKILL to the
+/// child's whole process group. Uses the test-only trigger of debug builds: with
+/// `VIGIL_TEST_PANIC_ON_EXIT_CODE=97`, vigil panics when it reaps an exit with code 97.
+#[test]
+fn a_panic_exits_70_and_kills_the_childs_group() {
+    if !cfg!(debug_assertions) {
+        eprintln!("skipping: the test-only panic trigger exists in debug builds only");
+        return;
+    }
+    let dir = TestDir::new();
+    let mut d = Daemon::builder()
+        .env("VIGIL_TEST_PANIC_ON_EXIT_CODE", "97")
+        .args(["exec", "--"])
+        .arg(test_child())
+        .arg("--events")
+        .arg(dir.events())
+        .args(["--name", "c", "--group-grandchild", "--on-term", "exit:97"])
+        .spawn();
+    let ev = dir.wait_events("GRANDCHILD", TIMEOUT, |e| e.count("GRANDCHILD", "c") > 0);
+    let gc = ev.first("GRANDCHILD", "c").unwrap().pid;
+    let child = ev.starts("c")[0];
+    // To the child alone: vigil would forward a SIGTERM of its own to the whole group.
+    kill(child, libc::SIGTERM);
+    assert_eq!(d.wait_exit(TIMEOUT), 70, "{}", log(&d));
+    wait_for(
+        "the grandchild to be killed with its group",
+        TIMEOUT,
+        || (!is_alive(gc)).then_some(()),
+    );
+    let err = log(&d);
+    assert!(
+        err.contains("vigil: internal error: panicked at")
+            && err.contains("VIGIL_TEST_PANIC_ON_EXIT_CODE=97"),
+        "{err}"
+    );
+    assert!(
+        err.contains("sent SIGKILL to the process groups of 1 live children; exiting with 70"),
+        "{err}"
+    );
+}

@@ -752,6 +752,58 @@ fn setsid_orphans_are_adopted_and_swept() {
     }
 }
 
+/// Defect 3: a panic in `vigil run` exits 70 (the exit-code table), not 134 (release) or
+/// 101 (debug), and SIGKILLs the process group of every live child first, so the
+/// children and what they started in their groups are gone once vigil has exited. Uses
+/// the test-only trigger of debug builds: with `VIGIL_TEST_PANIC_ON_EXIT_CODE=97`, vigil
+/// panics when it reaps an exit with code 97 (where a panic of the engine's handling of
+/// that exit would happen).
+#[test]
+fn a_panic_exits_70_and_kills_every_childs_group() {
+    if !cfg!(debug_assertions) {
+        eprintln!("skipping: the test-only panic trigger exists in debug builds only");
+        return;
+    }
+    let dir = TestDir::new();
+    let toml = format!(
+        "children = [\"a\", \"b\"]\n{}{}",
+        process(&dir, "a", &["--group-grandchild"], ""),
+        process(
+            &dir,
+            "b",
+            &["--group-grandchild", "--on-term", "exit:97"],
+            ""
+        )
+    );
+    let cfg = dir.write("vigil.toml", &toml);
+    let mut d = vigil_in(&dir)
+        .env("VIGIL_TEST_PANIC_ON_EXIT_CODE", "97")
+        .arg("run")
+        .arg(cfg)
+        .spawn();
+    let ev = dir.wait_events("both grandchildren", TIMEOUT, |e| {
+        e.count("GRANDCHILD", "a") == 1 && e.count("GRANDCHILD", "b") == 1
+    });
+    let mut pids = vec![ev.starts("a")[0], ev.starts("b")[0]];
+    pids.extend(["a", "b"].map(|n| ev.first("GRANDCHILD", n).unwrap().pid));
+    // b exits 97 (to b alone: a SIGTERM to vigil would stop the tree first).
+    kill(pids[1], libc::SIGTERM);
+    assert_eq!(d.wait_exit(LONG), 70, "{}", log(&d));
+    wait_for("every child and grandchild to be killed", TIMEOUT, || {
+        pids.iter().all(|&p| !is_alive(p)).then_some(())
+    });
+    let l = log(&d);
+    assert!(
+        l.contains("vigil: internal error: panicked at")
+            && l.contains("VIGIL_TEST_PANIC_ON_EXIT_CODE=97"),
+        "{l}"
+    );
+    assert!(
+        l.contains("sent SIGKILL to the process groups of 2 live children; exiting with 70"),
+        "{l}"
+    );
+}
+
 /// Opens a FIFO for reading without blocking; the daemon's shell opens it for writing.
 fn fifo(dir: &TestDir, name: &str) -> (PathBuf, fs::File) {
     use std::os::unix::fs::OpenOptionsExt;

@@ -131,6 +131,16 @@ impl Loop {
         &self.engine
     }
 
+    /// SIGKILLs the process group of every live process of the tree (vigil can no longer
+    /// run its loop; the caller exits 70).
+    pub fn kill_everything(&mut self) {
+        for id in self.tree.ids() {
+            if let Some(pid) = self.engine.view(id).pid {
+                let _ = self.os.signal_group(pid, Signal::KILL);
+            }
+        }
+    }
+
     /// Adopted orphans reaped so far.
     pub fn orphans_reaped(&self) -> u64 {
         self.stats.orphans

@@ -55,6 +55,13 @@ pub const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
 /// file does not define is a usage error (exit 2). `socket` is `--socket` /
 /// `$VIGIL_SOCKET`, which overrides `[control] socket`.
 pub fn run_main(path: &Path, exit_with: Option<&str>, socket: Option<&Path>) -> u8 {
+    // First, before vigil opens anything of its own: what it inherited (closed once the
+    // tree has started, so a parent waiting for EOF on a pipe it passed is not kept
+    // waiting for vigil's whole life).
+    let inherited = crate::sys::InheritedFds::snapshot().unwrap_or_else(|e| {
+        warn!("cannot list inherited descriptors ({e}); they stay open while vigil runs");
+        crate::sys::InheritedFds::default()
+    });
     let mut loaded = match crate::config::load(path) {
         Ok(loaded) => loaded,
         Err(errors) => {
@@ -82,7 +89,7 @@ pub fn run_main(path: &Path, exit_with: Option<&str>, socket: Option<&Path>) -> 
             return exit::INTERNAL;
         }
     };
-    runtime.block_on(run(loaded.tree, socket, exit_with.is_some()))
+    runtime.block_on(run(loaded.tree, socket, exit_with.is_some(), inherited))
 }
 
 /// Supervises `tree` until the root finishes; returns the exit code. `socket` overrides
@@ -92,7 +99,12 @@ pub fn run_main(path: &Path, exit_with: Option<&str>, socket: Option<&Path>) -> 
 /// This is the loop's asynchronous shell: it waits for the next source to fire (signals,
 /// the engine's deadline, probes, queries, the watchdog) and hands each as one
 /// [`LoopEvent`] to the synchronous [`Loop::handle`].
-pub async fn run(tree: Tree, socket: Option<&Path>, exit_with: bool) -> u8 {
+pub async fn run(
+    tree: Tree,
+    socket: Option<&Path>,
+    exit_with: bool,
+    inherited: crate::sys::InheritedFds,
+) -> u8 {
     let start_dir = prepare_process();
     let mut signals = match signals::Signals::new(signals::TREE_SIGNALS) {
         Ok(s) => s,
@@ -119,13 +131,29 @@ pub async fn run(tree: Tree, socket: Option<&Path>, exit_with: bool) -> u8 {
     );
     info!(pid = std::process::id(), children, "vigil starting");
     lp.start(now());
+    // The first spawns are done, and children never get them (close-on-exec).
+    inherited.close();
     let code = loop {
         if let Some(code) = lp.exit_code() {
             break code;
         }
         let deadline = lp.next_deadline();
         let event = tokio::select! {
-            sig = signals.recv() => LoopEvent::Signal(sig),
+            sig = signals.recv() => match sig {
+                Ok(sig) => LoopEvent::Signal(sig),
+                Err(e) => {
+                    // Blind to exits and stop requests: the only safe thing left is to
+                    // end everything (the sweep below fails its own read and kills).
+                    error!(
+                        "{e}: vigil can no longer see its children exit or a stop request; \
+                         killing every child and exiting {}",
+                        exit::INTERNAL
+                    );
+                    lp.kill_everything();
+                    sweep::kill_all_now();
+                    break exit::INTERNAL;
+                }
+            },
             () = sleep_until(deadline), if deadline.is_some() => LoopEvent::Deadline,
             msg = lp.probes.recv() => LoopEvent::Probe(msg),
             Some(q) = ops::recv(&mut queries) => LoopEvent::Query(q),

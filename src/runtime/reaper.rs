@@ -15,8 +15,12 @@
 //!    process is still a zombie, so its pid and process group cannot be reused yet: the
 //!    caller may `killpg(pid, SIGKILL)` what is left of the group, or read `/proc/<pid>`,
 //!    without hitting an unrelated process.
+//! 5. **Forget what is reaped.** A reaped pid leaves [`crate::fatal`]'s registry of live
+//!    process groups (which `runtime::spawn` fills), so the panic hook never kills a
+//!    group whose id may have been reused.
 //!
-//! Must never: block, panic, request stopped/continued states, or set `SIG_IGN` /
+//! Must never: block, panic (except the test-only trigger of debug builds,
+//! `crate::fatal::test_panic_on_exit`), request stopped/continued states, or set `SIG_IGN` /
 //! `SA_NOCLDWAIT` on SIGCHLD (the kernel would then reap by itself).
 
 use nix::errno::Errno;
@@ -55,6 +59,8 @@ pub fn drain(on_exit: &mut dyn FnMut(Pid, ExitStatus)) -> nix::Result<Remaining>
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e),
         };
+        #[cfg(debug_assertions)]
+        crate::fatal::test_panic_on_exit(pid, peeked);
         on_exit(pid, peeked);
         // Now reap exactly that zombie. It cannot block (WNOHANG) and cannot fail except
         // by EINTR: the pid is our zombie and nothing else in vigil waits.
@@ -66,6 +72,8 @@ pub fn drain(on_exit: &mut dyn FnMut(Pid, ExitStatus)) -> nix::Result<Remaining>
                 Err(e) => return Err(e),
             }
         }
+        // Gone: the panic hook must not kill its (reusable) process group any more.
+        crate::fatal::forget_live_group(pid);
     }
 }
 
@@ -82,7 +90,13 @@ pub fn peek() -> nix::Result<Option<(Pid, ExitStatus)>> {
     use crate::sys::waitid_exited;
     loop {
         match waitid_exited(None, true) {
-            Ok(exit) => return Ok(exit),
+            Ok(exit) => {
+                #[cfg(debug_assertions)]
+                if let Some((pid, status)) = exit {
+                    crate::fatal::test_panic_on_exit(pid, status);
+                }
+                return Ok(exit);
+            }
             Err(Errno::ECHILD) => return Ok(None),
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e),
@@ -99,7 +113,11 @@ pub fn reap(pid: Pid) -> nix::Result<()> {
     use crate::sys::waitid_exited;
     loop {
         match waitid_exited(Some(pid), false) {
-            Ok(_) | Err(Errno::ECHILD) => return Ok(()),
+            Ok(_) | Err(Errno::ECHILD) => {
+                // Gone: the panic hook must not kill its (reusable) process group any more.
+                crate::fatal::forget_live_group(pid);
+                return Ok(());
+            }
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e),
         }

@@ -1,11 +1,21 @@
 //! Signals as an async stream for vigil's single-threaded event loop.
 //!
 //! [`Signals`] installs one handler per requested signal (a plain `sigaction`, see
-//! [`sys::register_signal_pipe`]; one `Signals` per signal at a time). The handler writes the signal number as one byte
-//! to a non-blocking self-pipe; [`Signals::recv`] reads that pipe through tokio's reactor.
-//! Nothing polls: the loop sleeps until a byte arrives. Order between different signals
-//! is kept; repeats of one signal may coalesce, as the kernel coalesces them anyway
-//! (for SIGCHLD that is why `reaper::drain` loops until nothing is left).
+//! [`sys::register_signal_pipe`]; one `Signals` per signal at a time). The handler counts
+//! the arrival in a per-signal counter, then writes the signal number as one byte to a
+//! non-blocking self-pipe to wake the reader; [`Signals::recv`] reads that pipe through
+//! tokio's reactor. Nothing polls: the loop sleeps until a byte arrives.
+//!
+//! **The counters are the truth; the pipe is the wake-up and the order.** Each byte read
+//! takes one counted arrival of its signal, so signals are reported in the order they
+//! arrived as long as the pipe keeps up. When the pipe is full (a storm of SIGCHLD while
+//! the loop is stalled) the handler drops the byte but still counts the arrival, and the
+//! reader then collects every counted arrival at once, however many bytes are still
+//! queued before it: a storm of one signal can delay another by one read of the pipe,
+//! never lose it. Repeats of one signal are reported one by one while the pipe keeps up;
+//! those that outran it are reported at most twice ([`MAX_UNORDERED_REPEATS`]), which
+//! still tells a second SIGTERM from the first (the kernel coalesces repeats anyway: for
+//! SIGCHLD that is why `reaper::drain` loops until nothing is left).
 //!
 //! Which signals vigil acts on is decided here too: [`TREE_SIGNALS`] for `vigil run`,
 //! [`forwardable`] for what `vigil exec` passes on to its child. A PID 1 only receives
@@ -20,7 +30,6 @@ use std::os::fd::OwnedFd;
 
 use nix::fcntl::OFlag;
 use tokio::net::unix::pipe;
-use tracing::error;
 
 use crate::spec::Signal;
 use crate::sys;
@@ -86,6 +95,13 @@ pub fn forwardable() -> Vec<Signal> {
     standard.chain(realtime).map(Signal).collect()
 }
 
+/// How many times at most a signal is reported for the arrivals that outran the pipe
+/// (see the module documentation): two, so that a second stop signal is still seen.
+pub const MAX_UNORDERED_REPEATS: u32 = 2;
+
+/// How many bytes one read of the pipe takes.
+const READ_CHUNK: usize = 256;
+
 /// An async source of the signals it was created for.
 ///
 /// Handlers are installed by [`Signals::new`] and stay until the value is dropped. Create
@@ -97,9 +113,10 @@ pub struct Signals {
     reader: Option<pipe::Receiver>,
     /// The write end the handlers write to. Declared after `ids` is unregistered in `Drop`.
     write: OwnedFd,
-    /// The signals this value registered (and must unregister).
+    /// The signals this value registered (and must unregister), in the order asked for:
+    /// arrivals that outran the pipe are reported in this order.
     registered: Vec<Signal>,
-    /// Signals read from the pipe but not yet returned.
+    /// Signals collected but not yet returned.
     pending: VecDeque<Signal>,
 }
 
@@ -108,8 +125,8 @@ impl Signals {
     ///
     /// Fails if the pipe cannot be created, a signal refuses a handler (SIGKILL,
     /// SIGSTOP, SIGILL, SIGFPE, SIGSEGV, or a number outside 1..=64) or another live
-    /// `Signals` has it; nothing stays registered then. Needs no runtime: the pipe joins tokio's reactor on the first
-    /// [`Signals::recv`].
+    /// `Signals` has it; nothing stays registered then. Needs no runtime: the pipe joins
+    /// tokio's reactor on the first [`Signals::recv`].
     pub fn new(signals: &[Signal]) -> io::Result<Signals> {
         let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
             .map_err(|e| io::Error::other(format!("cannot create the signal pipe: {e}")))?;
@@ -132,46 +149,78 @@ impl Signals {
     }
 
     /// Waits for the next signal. Cancel-safe: a signal read from the pipe is kept until
-    /// a `recv` returns it, so `recv` can sit in a `tokio::select!`.
+    /// a call returns it, so this can sit in a `tokio::select!`.
     ///
-    /// Must be called inside a tokio runtime with IO enabled. If the pipe cannot be
-    /// registered or read (which does not happen while the runtime is alive), the error
-    /// is logged and the future never completes.
-    pub async fn recv(&mut self) -> Signal {
+    /// Must be called inside a tokio runtime with IO enabled. Fails, instead of waiting
+    /// for ever, if the pipe cannot join the runtime's reactor or cannot be read (which
+    /// does not happen while the runtime is alive); every later call fails too. The
+    /// caller should then stop what it runs and exit 70 (`exit::INTERNAL`).
+    pub async fn recv(&mut self) -> io::Result<Signal> {
         loop {
             if let Some(sig) = self.pending.pop_front() {
-                return sig;
+                return Ok(sig);
             }
-            if let Err(e) = self.fill().await {
-                error!("cannot read signals: {e}; signals are no longer handled");
-                std::future::pending::<()>().await;
-            }
+            self.fill().await?;
         }
     }
 
-    /// Returns a signal that has already been read, or reads what the pipe holds right
-    /// now, without waiting.
+    /// Returns a signal that has already been collected, or collects what the pipe and
+    /// the counters hold right now, without waiting (reading on past stale wake-ups).
     pub fn try_recv(&mut self) -> Option<Signal> {
-        if self.pending.is_empty() {
-            let mut buf = [0u8; 64];
+        let mut buf = [0u8; READ_CHUNK];
+        while self.pending.is_empty() {
             let n = match (&self.reader, &self.read) {
                 (Some(r), _) => r.try_read(&mut buf).ok(),
                 (None, Some(r)) => nix::unistd::read(r, &mut buf).ok(),
                 (None, None) => None,
             };
-            if let Some(n) = n {
-                self.pending
-                    .extend(buf[..n].iter().map(|&b| Signal(i32::from(b))));
+            match n {
+                Some(n) if n > 0 => self.collect(&buf[..n], n < buf.len()),
+                // Empty (EAGAIN), or unreadable: the counters alone, and done.
+                _ => {
+                    self.collect(&[], true);
+                    break;
+                }
             }
         }
         self.pending.pop_front()
     }
 
-    /// Waits until the pipe is readable and moves what it holds into `pending`.
+    /// Turns what one read of the pipe returned into pending signals.
+    ///
+    /// Each byte takes one counted arrival of its signal and is reported in pipe order;
+    /// a byte whose arrival was already taken is a stale wake-up and is skipped. Then, if
+    /// the pipe is empty (`drained`: arrivals whose byte is not written yet) or a byte
+    /// was dropped (arrivals that have no byte at all), every arrival still counted is
+    /// taken, at most [`MAX_UNORDERED_REPEATS`] per signal.
+    fn collect(&mut self, bytes: &[u8], drained: bool) {
+        for &b in bytes {
+            let sig = Signal(i32::from(b));
+            if self.registered.contains(&sig) && sys::take_one_signal(sig) {
+                self.pending.push_back(sig);
+            }
+        }
+        let mut dropped = false;
+        for &sig in &self.registered {
+            // Every flag is taken, not just the first one set.
+            dropped |= sys::take_signal_dropped(sig);
+        }
+        if drained || dropped {
+            for &sig in &self.registered {
+                let n = sys::take_signal_count(sig).min(MAX_UNORDERED_REPEATS);
+                self.pending.extend((0..n).map(|_| sig));
+            }
+        }
+    }
+
+    /// Waits until the pipe is readable and collects signals until at least one is
+    /// pending.
     async fn fill(&mut self) -> io::Result<()> {
         if self.reader.is_none() {
             let Some(read) = self.read.take() else {
-                return Err(io::Error::other("signal pipe lost"));
+                return Err(io::Error::other(
+                    "the signal pipe is gone after an earlier error",
+                ));
             };
             if tokio::runtime::Handle::try_current().is_err() {
                 self.read = Some(read);
@@ -179,24 +228,51 @@ impl Signals {
                     "Signals::recv called outside a tokio runtime",
                 ));
             }
-            self.reader = Some(pipe::Receiver::from_owned_fd(read)?);
+            let reader = pipe::Receiver::from_owned_fd(read).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot watch the signal pipe in the event loop: {e}"),
+                )
+            })?;
+            self.reader = Some(reader);
         }
-        let Some(reader) = self.reader.as_ref() else {
-            return Err(io::Error::other("signal pipe lost"));
-        };
-        let mut buf = [0u8; 64];
-        let n = loop {
-            reader.readable().await?;
-            match reader.try_read(&mut buf) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+        let mut buf = [0u8; READ_CHUNK];
+        loop {
+            let Some(reader) = self.reader.as_ref() else {
+                return Err(io::Error::other(
+                    "the signal pipe is gone after an earlier error",
+                ));
+            };
+            if let Err(e) = reader.readable().await {
+                self.reader = None;
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot wait for the signal pipe: {e}"),
+                ));
             }
-        };
-        self.pending
-            .extend(buf[..n].iter().map(|&b| Signal(i32::from(b))));
-        Ok(())
+            match reader.try_read(&mut buf) {
+                Ok(0) => {
+                    self.reader = None;
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the signal pipe was closed",
+                    ));
+                }
+                Ok(n) => self.collect(&buf[..n], n < buf.len()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.collect(&[], true),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.reader = None;
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot read the signal pipe: {e}"),
+                    ));
+                }
+            }
+            if !self.pending.is_empty() {
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -301,6 +377,106 @@ mod tests {
         sys::kill(me, rt).unwrap();
     }
 
+    /// R3: a storm of one signal while the reader is stalled fills the pipe, and a stop
+    /// signal sent after it is still reported (the pipe dropped its byte; the counter
+    /// kept it), soon (after one read of the pipe, not after the whole storm), and twice
+    /// when sent twice. CHLD and TERM are not used by any other test of this binary.
+    #[test]
+    fn a_stop_signal_survives_a_storm_that_fills_the_pipe() {
+        use nix::sys::signal::{SIGCHLD, SIGTERM, raise};
+        let mut signals = Signals::new(&[CHLD, TERM]).unwrap();
+        // The storm's bytes: SIGCHLD wake-ups until the pipe is full. (Sent as signals
+        // from a test with many threads, most SIGCHLDs coalesce in the kernel before any
+        // handler runs, and the pipe may never fill.)
+        let chunk = [CHLD.0 as u8; 4096];
+        let mut stalled_bytes = 0;
+        loop {
+            match nix::unistd::write(&signals.write, &chunk) {
+                Ok(n) => stalled_bytes += n,
+                Err(nix::errno::Errno::EAGAIN) => break,
+                Err(e) => panic!("filling the pipe: {e}"),
+            }
+        }
+        while nix::unistd::write(&signals.write, &chunk[..1]).is_ok() {
+            stalled_bytes += 1;
+        }
+        assert!(stalled_bytes >= 4096, "{stalled_bytes}");
+        // `raise` runs the handler on this thread before it returns: one arrival each.
+        for sig in [SIGCHLD, SIGCHLD, SIGTERM, SIGCHLD, SIGTERM] {
+            raise(sig).unwrap();
+        }
+        let mut got = Vec::new();
+        while let Some(sig) = signals.try_recv() {
+            got.push(sig);
+        }
+        // (Other tests of this binary start processes: a real SIGCHLD may add itself.)
+        assert_eq!(
+            got.iter().filter(|s| **s == TERM).count(),
+            2,
+            "both SIGTERMs: {got:?}"
+        );
+        assert!(got.contains(&CHLD), "{got:?}");
+        assert!(
+            got.len() <= 2 * MAX_UNORDERED_REPEATS as usize + 2,
+            "the storm's stale wake-ups reported nothing: {got:?}"
+        );
+        // The pipe keeps up again: each arrival is reported once.
+        for _ in 0..2 {
+            raise(SIGTERM).unwrap();
+        }
+        let mut got = Vec::new();
+        while let Some(sig) = signals.try_recv() {
+            got.push(sig);
+        }
+        got.retain(|s| *s != CHLD);
+        assert_eq!(got, vec![TERM, TERM]);
+    }
+
+    /// The same through the event loop's `recv`: the signal sent into a full pipe
+    /// arrives, among at most a few others.
+    #[tokio::test]
+    async fn recv_reports_a_stop_signal_before_the_rest_of_a_storm() {
+        // Real-time signals stand for the storm and the stop signal (SIGCHLD and SIGTERM
+        // belong to the test above).
+        let storm = Signal(libc::SIGRTMIN() + 5);
+        let quit = Signal(libc::SIGRTMIN() + 4);
+        let mut signals = Signals::new(&[storm, quit]).unwrap();
+        let chunk = [storm.0 as u8; 4096];
+        while nix::unistd::write(&signals.write, &chunk).is_ok() {}
+        while nix::unistd::write(&signals.write, &chunk[..1]).is_ok() {}
+        let me = std::process::id() as sys::Pid;
+        sys::kill(me, storm).unwrap();
+        sys::kill(me, quit).unwrap();
+        let mut seen = Vec::new();
+        while !seen.contains(&quit) {
+            let sig = tokio::time::timeout(std::time::Duration::from_secs(10), signals.recv())
+                .await
+                .expect("the second signal must arrive")
+                .unwrap();
+            seen.push(sig);
+        }
+        assert!(seen.len() <= 1 + MAX_UNORDERED_REPEATS as usize, "{seen:?}");
+    }
+
+    /// R7: when the pipe cannot be read, `recv` fails (the caller exits 70)
+    /// instead of waiting for ever, and keeps failing.
+    #[tokio::test]
+    async fn an_unreadable_pipe_is_an_error_not_a_silent_hang() {
+        let rt = Signal(libc::SIGRTMIN() + 6);
+        let mut signals = Signals::new(&[rt]).unwrap();
+        // Not a pipe: tokio refuses to watch it, as it would refuse a broken one.
+        signals.read = Some(OwnedFd::from(std::fs::File::open("/dev/null").unwrap()));
+        let first = tokio::time::timeout(std::time::Duration::from_secs(10), signals.recv())
+            .await
+            .expect("recv must fail, not wait for ever");
+        let err = first.unwrap_err();
+        assert!(err.to_string().contains("signal pipe"), "{err}");
+        let again = tokio::time::timeout(std::time::Duration::from_secs(10), signals.recv())
+            .await
+            .expect("a second call fails at once too");
+        assert!(again.is_err());
+    }
+
     #[tokio::test]
     async fn delivers_signals_in_order() {
         // WINCH and URG are ignored by default, so nothing else in this binary minds them.
@@ -309,9 +485,19 @@ mod tests {
         let mut signals = Signals::new(&[winch, urg]).unwrap();
         let me = std::process::id() as sys::Pid;
         sys::kill(me, winch).unwrap();
-        assert_eq!(signals.recv().await, winch);
+        assert_eq!(signals.recv().await.unwrap(), winch);
         sys::kill(me, urg).unwrap();
-        assert_eq!(signals.recv().await, urg);
+        assert_eq!(signals.recv().await.unwrap(), urg);
         assert_eq!(signals.try_recv(), None);
+        // Several pending at once come out in the order they arrived, not by number.
+        // (`raise` runs the handler on this thread before it returns; `kill` may run it
+        // on another thread, later.)
+        use nix::sys::signal::{SIGURG, SIGWINCH, raise};
+        for sig in [SIGURG, SIGWINCH, SIGURG, SIGWINCH] {
+            raise(sig).unwrap();
+        }
+        for sig in [urg, winch, urg, winch] {
+            assert_eq!(signals.recv().await.unwrap(), sig);
+        }
     }
 }

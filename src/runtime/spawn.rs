@@ -14,6 +14,9 @@
 //! which neither waits nor kills. (When `exec` fails, std reaps the failed child itself
 //! before `spawn` returns; that is safe precisely because nothing else runs meanwhile.)
 //!
+//! Every pid spawned is registered as a live process group with [`crate::fatal`] (the
+//! panic hook SIGKILLs those groups) until `runtime::reaper` reaps it.
+//!
 //! Must never: wait for the child, use `tokio::process`, run a shell, or allocate
 //! between fork and exec (user and group lookups happen before the fork).
 
@@ -231,7 +234,12 @@ fn spawn_inner(
 
     match result {
         // Dropping the Child neither waits nor kills; the reaper collects the exit.
-        Ok(child) => Ok(child.id() as Pid),
+        Ok(child) => {
+            let pid = child.id() as Pid;
+            // Live until the reaper reaps it: the panic hook kills its group.
+            crate::fatal::register_live_group(pid);
+            Ok(pid)
+        }
         Err(e) => Err(classify(name, program, &cwd, spec, e)),
     }
 }
