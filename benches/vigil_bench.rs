@@ -1887,7 +1887,7 @@ perf on the development machine): **start-up**: vigil runs 0.66 M instructions b
 after its child against 0.15 M for tini and dumb-init. It ran 1.9 M until vigil registered \
 its ~60 forwarded signals through signal-hook-registry, which copies its whole handler table \
 on every registration (1.7 M, quadratic in the number of signals) and again to unregister \
-(0.9 M at exit); vigil now installs one plain `sigaction` per signal (`src/sys.rs`). Of the \
+(0.9 M at exit); vigil now installs one plain `sigaction` per signal (`src/os/sys.rs`). Of the \
 0.66 M, 0.31 M is the dynamic loader relocating vigil's 2 MB position-independent binary \
 (3,576 relative relocations and 168 symbols bound at start, against tini's 28 KB) and 0.09 M \
 is Rust's standard library finding the main thread's stack guard (glibc's \

@@ -35,7 +35,7 @@
 //! - SIGTTIN and SIGTTOU are forwarded to the child too. vigil itself never stops on
 //!   them: it has handlers installed, and as PID 1 the kernel would not stop it anyway.
 //!   When vigil has handed the terminal to the child it also blocks them for itself
-//!   ([`crate::sys::block_tty_job_signals`]), so a log line written to the terminal from
+//!   ([`crate::os::sys::block_tty_job_signals`]), so a log line written to the terminal from
 //!   the background (`stty tostop`) can neither stop vigil nor loop; in that mode they
 //!   are not forwarded, which is moot since only the kernel sends them there.
 //! - SIGCONT is forwarded like any other signal.
@@ -54,7 +54,7 @@
 //! are reused), wait for processes other than through the reaper, or exit while a
 //! descendant it could still stop is alive.
 //!
-//! [`forwardable`]: crate::runtime::signals::forwardable
+//! [`forwardable`]: crate::os::signals::forwardable
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -64,12 +64,12 @@ use tracing::{debug, error, info, warn};
 use crate::cli::ExecArgs;
 use crate::exit;
 use crate::runtime::notify::Notifier;
-use crate::runtime::reaper::{self, Remaining};
-use crate::runtime::signals::{self, Signals};
-use crate::runtime::spawn::{self, SpawnOptions};
-use crate::runtime::sweep;
+use crate::os::reaper::{self, Remaining};
+use crate::os::signals::{self, Signals};
+use crate::os::spawn::{self, SpawnOptions};
+use crate::os::sweep;
 use crate::spec::{Backoff, ProcessSpec, Signal};
-use crate::sys::{self, Pid};
+use crate::os::sys::{self, Pid};
 
 /// The name used for the command in messages.
 const NAME: &str = "vigil exec";

@@ -9,8 +9,8 @@
 //!   `_exit` wins in both profiles.
 //! - [`die`]: the same for a fatal error that is not a panic.
 //! - The registry of live process groups: [`register_live_group`] right after each
-//!   successful spawn (`runtime::spawn`), [`forget_live_group`] when the reaper reaps the
-//!   pid (`runtime::reaper::drain`). A fixed table of atomics, so that the hook reads it
+//!   successful spawn (`os::spawn`), [`forget_live_group`] when the reaper reaps the
+//!   pid (`os::reaper`). A fixed table of atomics, so that the hook reads it
 //!   without a lock (a lock held by the panicking thread would block it for ever) and
 //!   without allocating.
 //!
@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 use crate::exit;
 use crate::spec::Signal;
-use crate::sys::{self, Pid};
+use crate::os::sys::{self, Pid};
 
 /// How many live process groups the registry holds (16 KiB). Children beyond it are
 /// counted but not killed by the hook; each still gets SIGKILL from the kernel when vigil

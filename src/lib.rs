@@ -11,7 +11,8 @@
 //! - [`control`]: the control socket and HTTP endpoints of `vigil run` (loop sources).
 //! - [`client`]: `vigil status|stop|start|restart|signal|wait-ready`, the socket's client.
 //! - [`exec`]: `vigil exec -- CMD`, the single-command init (tini / dumb-init mode).
-//! - [`sys`]: the only module with `unsafe`: thin wrappers over system calls.
+//! - [`os`]: the OS seam (spawn, reap, signals, sweep, `/proc`) behind the `Os` trait;
+//!   `os::sys` is the only module with `unsafe`: thin wrappers over system calls.
 //! - [`fatal`]: the panic hook and fatal errors (exit 70, after SIGKILL to live children).
 //!
 //! `docs/ARCHITECTURE.md` draws the loop and lists the invariants.
@@ -29,7 +30,6 @@ pub mod exit;
 pub mod fatal;
 pub mod os;
 pub mod runtime;
-pub mod sys;
 
 /// The pure engine (the `vigil-core` crate), under the name the rest of vigil uses.
 pub use vigil_core as core;

@@ -75,7 +75,7 @@ fn every_forwardable_signal_reaches_the_child() {
         "vigil is PID 1, the child 2"
     );
 
-    let signals = vigil::runtime::signals::forwardable();
+    let signals = vigil::os::signals::forwardable();
     let mut expected = Vec::new();
     for sig in &signals {
         let name = child_signame(sig.0);

@@ -719,7 +719,9 @@ fn setsid_orphans_are_adopted_and_swept() {
             &dir,
             "esc",
             &["--setsid-orphans", "2"],
-            "backoff = \"none\""
+            // Kept, so that they stay adopted until the final sweep (by default they are
+            // stopped as leftovers when `esc` exits: tests/seam.rs).
+            "backoff = \"none\"\nleftovers = \"keep\""
         )
     );
     let mut d = run_tree(&dir, &toml);

@@ -4,11 +4,16 @@
 //!
 //! What this module owns: turning an [`Action::Spawn`](crate::core::Action::Spawn) into a
 //! process (through [`crate::runtime::output`] for its pipes), signalling process groups,
-//! and draining exits through the one reaper ([`crate::runtime::reaper`]). It must never
+//! and draining exits through the one reaper ([`crate::os::reaper`]). It must never
 //! decide anything about supervision, and never wait for a process except in
 //! [`Os::peek_exit`] and [`Os::reap`].
 
 pub mod procfs;
+pub mod reaper;
+pub mod signals;
+pub mod spawn;
+pub mod sweep;
+pub mod sys;
 
 use std::future::Future;
 use std::io;
@@ -16,7 +21,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 
 use crate::core::Pid;
-use crate::runtime::{output, reaper, spawn};
+use crate::runtime::output;
 use crate::spec::{ExitStatus, NodeId, ProcessSpec, Signal};
 
 /// One process to start.
@@ -66,7 +71,7 @@ pub trait Os {
     fn finish_output(&mut self) -> Pin<Box<dyn Future<Output = ()>>>;
 }
 
-/// The real thing: `runtime::spawn`, `killpg`, `runtime::reaper`.
+/// The real thing: `os::spawn`, `killpg`, `os::reaper`.
 pub struct RealOs {
     output: Option<output::Outputs>,
     /// Where children start when they set no `cwd`.
@@ -98,7 +103,7 @@ impl Os for RealOs {
     }
 
     fn signal_group(&mut self, pid: Pid, signal: Signal) -> io::Result<()> {
-        crate::sys::killpg(pid, signal)
+        crate::os::sys::killpg(pid, signal)
     }
 
     fn peek_exit(&mut self) -> io::Result<Option<(Pid, ExitStatus)>> {
@@ -113,9 +118,9 @@ impl Os for RealOs {
         let leads_group = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid)))
             .is_ok_and(|g| g.as_raw() == pid);
         if leads_group {
-            crate::sys::killpg(pid, signal)
+            crate::os::sys::killpg(pid, signal)
         } else {
-            crate::sys::kill(pid, signal)
+            crate::os::sys::kill(pid, signal)
         }
     }
 

@@ -24,10 +24,6 @@ pub mod ops;
 pub mod output;
 mod postmortem;
 pub mod probe;
-pub mod reaper;
-pub mod signals;
-pub mod spawn;
-pub mod sweep;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -37,7 +33,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::core::Time;
 use crate::exit;
-use crate::os::RealOs;
+use crate::os::{RealOs, signals, sweep};
 use crate::spec::{Tree, humanize};
 use handle::{Loop, LoopEvent};
 
@@ -58,9 +54,9 @@ pub fn run_main(path: &Path, exit_with: Option<&str>, socket: Option<&Path>) -> 
     // First, before vigil opens anything of its own: what it inherited (closed once the
     // tree has started, so a parent waiting for EOF on a pipe it passed is not kept
     // waiting for vigil's whole life).
-    let inherited = crate::sys::InheritedFds::snapshot().unwrap_or_else(|e| {
+    let inherited = crate::os::sys::InheritedFds::snapshot().unwrap_or_else(|e| {
         warn!("cannot list inherited descriptors ({e}); they stay open while vigil runs");
-        crate::sys::InheritedFds::default()
+        crate::os::sys::InheritedFds::default()
     });
     let mut loaded = match crate::config::load(path) {
         Ok(loaded) => loaded,
@@ -103,7 +99,7 @@ pub async fn run(
     tree: Tree,
     socket: Option<&Path>,
     exit_with: bool,
-    inherited: crate::sys::InheritedFds,
+    inherited: crate::os::sys::InheritedFds,
 ) -> u8 {
     let start_dir = prepare_process();
     let mut signals = match signals::Signals::new(signals::TREE_SIGNALS) {
@@ -209,16 +205,16 @@ pub fn prepare_process() -> PathBuf {
             "cannot unblock inherited blocked signals ({e}); vigil may not see SIGCHLD or SIGTERM"
         );
     }
-    if crate::sys::is_pid1() {
+    if crate::os::sys::is_pid1() {
         info!("running as PID 1");
-    } else if let Err(e) = crate::sys::set_child_subreaper() {
+    } else if let Err(e) = crate::os::sys::set_child_subreaper() {
         warn!(
             "not running as PID 1 and cannot become a child subreaper ({e}): orphaned \
              descendants will be reparented elsewhere, so vigil can neither reap nor stop \
              them; run vigil as PID 1 (a container's entrypoint) or on Linux >= 3.4"
         );
     }
-    if let Err(e) = crate::sys::mark_inherited_fds_cloexec() {
+    if let Err(e) = crate::os::sys::mark_inherited_fds_cloexec() {
         warn!("cannot mark inherited descriptors close-on-exec ({e}); children may inherit them");
     }
     let start_dir = std::env::current_dir().unwrap_or_else(|e| {

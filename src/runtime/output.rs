@@ -83,7 +83,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::spec::{NodeId, Output, ProcessSpec};
-use crate::sys::Pid;
+use crate::os::spawn::ChildStdio;
+use crate::os::sys::Pid;
 
 /// The longest line written whole; longer ones are cut into pieces of this size.
 pub const LINE_MAX: usize = 64 * 1024;
@@ -93,25 +94,6 @@ const CHUNK: usize = 64 * 1024;
 const BATCH: usize = 64 * 1024;
 /// Batches queued for the stdout (or stderr) writer before readers stop reading.
 pub const QUEUE: usize = 8;
-
-/// The stdio a child is started with.
-#[derive(Debug)]
-pub struct ChildStdio {
-    /// Its fd 1.
-    pub stdout: Stdio,
-    /// Its fd 2.
-    pub stderr: Stdio,
-}
-
-impl ChildStdio {
-    /// vigil's own stdout and stderr (`inherit`).
-    pub fn inherit() -> ChildStdio {
-        ChildStdio {
-            stdout: Stdio::inherit(),
-            stderr: Stdio::inherit(),
-        }
-    }
-}
 
 /// Readers ready to start once their child runs.
 struct Pending(Vec<(pipe::Receiver, Framer, Sink)>);
@@ -229,10 +211,10 @@ impl Outputs {
         name: &str,
         spec: &ProcessSpec,
         default_cwd: &Path,
-        options: super::spawn::SpawnOptions,
+        options: crate::os::spawn::SpawnOptions,
     ) -> Result<Pid, String> {
         let (stdio, pending) = self.prepare(node, name, &spec.output)?;
-        let pid = super::spawn::spawn_with_output(name, spec, default_cwd, options, stdio)
+        let pid = crate::os::spawn::spawn_with_output(name, spec, default_cwd, options, stdio)
             .map_err(|e| e.to_string())?;
         // The child holds the write ends now (our copies were closed with the Command).
         for (rx, framer, sink) in pending.0 {

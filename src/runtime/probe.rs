@@ -6,7 +6,7 @@
 //!
 //! - **Before a spawn** ([`Probes::prepare`]): a `notify_fd` pipe (vigil's end
 //!   close-on-exec, the write end placed at descriptor N in the child by
-//!   [`crate::sys`]); an `sd_notify` datagram socket, one per child, in a private runtime
+//!   [`crate::os::sys`]); an `sd_notify` datagram socket, one per child, in a private runtime
 //!   directory (mode 0700, removed when vigil exits), named by `NOTIFY_SOCKET` in the
 //!   child's environment.
 //! - **After it** ([`Probes::spawned`]): a task reads the pipe until a newline (then
@@ -166,7 +166,7 @@ impl Probes {
         };
         match ready.check {
             Check::NotifyFd(n) => {
-                let (r, w) = crate::sys::pipe_cloexec()?;
+                let (r, w) = crate::os::sys::pipe_cloexec()?;
                 self.pending.insert(node, Listener::Pipe(r));
                 Ok(Prepared {
                     spec: None,
@@ -489,7 +489,7 @@ struct KillOnDrop(Option<Pid>);
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         if let Some(pid) = self.0.take() {
-            let _ = crate::sys::killpg(pid, Signal::KILL);
+            let _ = crate::os::sys::killpg(pid, Signal::KILL);
         }
     }
 }

@@ -17,7 +17,7 @@
 //!   ids) is computed before the fork.
 //!
 //! Must never: wait for children (except through [`waitid_exited`], whose only caller is
-//! `runtime::reaper`), set any signal to `SIG_IGN`, or block signals process-wide for
+//! `os::reaper`), set any signal to `SIG_IGN`, or block signals process-wide for
 //! longer than a spawn.
 #![allow(unsafe_code)]
 
@@ -243,7 +243,7 @@ pub fn block_tty_job_signals() -> io::Result<()> {
 /// the previous mask. Nothing is lost: signals that arrive meanwhile stay pending (even for
 /// PID 1, whose blocked signals are never discarded) and are delivered on restore.
 ///
-/// `runtime::spawn` holds one across `fork`+`exec`, so that the child starts with every
+/// `os::spawn` holds one across `fork`+`exec`, so that the child starts with every
 /// signal blocked and none of vigil's handlers can run in it before [`install_pre_exec`]'s
 /// code has reset them to their defaults.
 #[must_use = "signals are unblocked again when the guard is dropped"]
@@ -671,7 +671,7 @@ pub fn unregister_signal(sig: Signal) {
 }
 
 /// `waitid(P_ALL | P_PID, WEXITED | WNOHANG | __WALL [| WNOWAIT])`: the raw wait call
-/// behind `runtime::reaper::drain`, which is its only caller (clippy.toml bans it elsewhere).
+/// behind `os::reaper`, which is its only caller (clippy.toml bans it elsewhere).
 ///
 /// `target` `None` waits for any child. With `peek` the zombie is left in place
 /// (`WNOWAIT`): its pid and process group stay reserved until it is reaped. Returns

@@ -3,7 +3,7 @@
 //! This module owns how a child is started: argv exec without a shell, the inherited
 //! environment plus the spec's overrides, the working directory, user and group, a
 //! process group of its own (so the runtime can signal the whole group), and a clean
-//! signal state (every disposition `SIG_DFL`, empty mask; see [`crate::sys`]), the
+//! signal state (every disposition `SIG_DFL`, empty mask; see [`crate::os::sys`]), the
 //! parent-death signal (SIGKILL when vigil's loop thread exits, `PR_SET_PDEATHSIG`). stdin,
 //! stdout and stderr are inherited. Descriptors other than 0, 1 and 2 are not: vigil
 //! opens everything close-on-exec and marks inherited ones so at startup.
@@ -15,11 +15,12 @@
 //! before `spawn` returns; that is safe precisely because nothing else runs meanwhile.)
 //!
 //! Every pid spawned is registered as a live process group with [`crate::fatal`] (the
-//! panic hook SIGKILLs those groups) until `runtime::reaper` reaps it.
+//! panic hook SIGKILLs those groups) until `os::reaper` reaps it.
 //!
 //! Must never: wait for the child, use `tokio::process`, run a shell, or allocate
 //! between fork and exec (user and group lookups happen before the fork).
 
+use std::process::Stdio;
 use std::ffi::CString;
 use std::io;
 use std::os::unix::process::CommandExt;
@@ -28,9 +29,27 @@ use std::process::Command;
 
 use nix::unistd::{Gid, Group, Uid, User};
 
-use super::output::ChildStdio;
 use crate::spec::ProcessSpec;
-use crate::sys::{self, ChildSetup, Pid};
+use crate::os::sys::{self, ChildSetup, Pid};
+
+/// The stdio a child is started with.
+#[derive(Debug)]
+pub struct ChildStdio {
+    /// Its fd 1.
+    pub stdout: Stdio,
+    /// Its fd 2.
+    pub stderr: Stdio,
+}
+
+impl ChildStdio {
+    /// vigil's own stdout and stderr (`inherit`).
+    pub fn inherit() -> ChildStdio {
+        ChildStdio {
+            stdout: Stdio::inherit(),
+            stderr: Stdio::inherit(),
+        }
+    }
+}
 
 /// Why a process could not be started. Each message names the process, the command,
 /// what failed, and how to fix it.

@@ -32,7 +32,7 @@ use nix::fcntl::OFlag;
 use tokio::net::unix::pipe;
 
 use crate::spec::Signal;
-use crate::sys;
+use crate::os::sys;
 
 /// SIGHUP.
 pub const HUP: Signal = Signal(libc::SIGHUP);

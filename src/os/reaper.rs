@@ -26,7 +26,7 @@
 use nix::errno::Errno;
 
 use crate::spec::ExitStatus;
-use crate::sys::Pid;
+use crate::os::sys::Pid;
 
 /// Whether any child is left after a [`drain`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub enum Remaining {
     reason = "the reaper is the sole owner of wait status"
 )]
 pub fn drain(on_exit: &mut dyn FnMut(Pid, ExitStatus)) -> nix::Result<Remaining> {
-    use crate::sys::waitid_exited;
+    use crate::os::sys::waitid_exited;
     loop {
         // Peek without reaping: the zombie keeps its pid and pgid reserved.
         let (pid, peeked) = match waitid_exited(None, true) {
@@ -87,7 +87,7 @@ pub fn drain(on_exit: &mut dyn FnMut(Pid, ExitStatus)) -> nix::Result<Remaining>
     reason = "the reaper is the sole owner of wait status"
 )]
 pub fn peek() -> nix::Result<Option<(Pid, ExitStatus)>> {
-    use crate::sys::waitid_exited;
+    use crate::os::sys::waitid_exited;
     loop {
         match waitid_exited(None, true) {
             Ok(exit) => {
@@ -110,7 +110,7 @@ pub fn peek() -> nix::Result<Option<(Pid, ExitStatus)>> {
     reason = "the reaper is the sole owner of wait status"
 )]
 pub fn reap(pid: Pid) -> nix::Result<()> {
-    use crate::sys::waitid_exited;
+    use crate::os::sys::waitid_exited;
     loop {
         match waitid_exited(Some(pid), false) {
             Ok(_) | Err(Errno::ECHILD) => {

@@ -34,7 +34,7 @@ use tracing::{debug, error, info, warn};
 use super::reaper::{self, Remaining};
 use super::signals::{self, Signals};
 use crate::spec::{ExitStatus, Signal};
-use crate::sys::{self, Pid};
+use crate::os::sys::{self, Pid};
 
 /// Every live process whose parent chain reaches vigil, in pid order (zombies included).
 ///
