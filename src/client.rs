@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::control::protocol::{self, ErrorKind, Request, Response};
-use crate::exit;
+use crate::exit::Error;
 
 /// The largest answer read (a status of a very large tree fits easily).
 const MAX_RESPONSE: u64 = 64 * 1024 * 1024;
@@ -24,15 +24,14 @@ const MAX_RESPONSE: u64 = 64 * 1024 * 1024;
 ///
 /// `wait-ready` also waits for vigil to come up: while nothing listens on the socket it
 /// tries again every 50 ms until its timeout, so `vigil run & vigil wait-ready` works.
-pub fn client_main(socket: Option<&Path>, request: Request, json: bool) -> u8 {
+pub fn client_main(socket: Option<&Path>, request: Request, json: bool) -> Result<(), Error> {
     let path = socket_path(socket);
     if let Request::Signal { signal, .. } = &request
         && crate::spec::Signal::parse(signal).is_none()
     {
-        eprintln!(
-            "vigil: unknown signal {signal:?}; give a name such as HUP, SIGUSR1, or a number 1-64"
-        );
-        return exit::USAGE;
+        return Err(Error::Usage(format!(
+            "unknown signal {signal:?}; give a name such as HUP, SIGUSR1, or a number 1-64"
+        )));
     }
     let result = match &request {
         Request::WaitReady { name, timeout_ms } => {
@@ -40,7 +39,7 @@ pub fn client_main(socket: Option<&Path>, request: Request, json: bool) -> u8 {
             let timeout = Duration::from_millis(*timeout_ms);
             loop {
                 match connect(&path) {
-                    Err((exit::NO_DAEMON, _)) if start.elapsed() < timeout => {
+                    Err(Error::Unavailable(_)) if start.elapsed() < timeout => {
                         std::thread::sleep(Duration::from_millis(50));
                     }
                     Err(e) => break Err(e),
@@ -57,13 +56,7 @@ pub fn client_main(socket: Option<&Path>, request: Request, json: bool) -> u8 {
         }
         _ => connect(&path).and_then(|stream| exchange(stream, &path, &request)),
     };
-    match result {
-        Ok(response) => print(&request, &response, json),
-        Err((code, message)) => {
-            eprintln!("vigil: {message}");
-            code
-        }
-    }
+    print(&request, &result?, json)
 }
 
 /// Where a client connects, as `supervisorctl` finds its daemon: `--socket` (or
@@ -83,32 +76,22 @@ pub fn socket_path(flag: Option<&Path>) -> PathBuf {
         .unwrap_or_else(crate::control::default_socket)
 }
 
-fn connect(path: &Path) -> Result<UnixStream, (u8, String)> {
+fn connect(path: &Path) -> Result<UnixStream, Error> {
     UnixStream::connect(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::PermissionDenied => (
-            exit::NO_PERMISSION,
-            format!(
-                "permission denied on the control socket {} ({e}); only the user vigil runs as \
+        std::io::ErrorKind::PermissionDenied => Error::NoPermission(format!(
+            "permission denied on the control socket {} ({e}); only the user vigil runs as \
                  and root may use it",
-                path.display()
-            ),
-        ),
-        _ => (
-            exit::NO_DAEMON,
-            format!(
-                "no vigil is listening on {} ({e}); is `vigil run` running? point --socket or \
+            path.display()
+        )),
+        _ => Error::Unavailable(format!(
+            "no vigil is listening on {} ({e}); is `vigil run` running? point --socket or \
                  VIGIL_SOCKET at its socket, or VIGIL_CONFIG at its config",
-                path.display()
-            ),
-        ),
+            path.display()
+        )),
     })
 }
 
-fn exchange(
-    mut stream: UnixStream,
-    path: &Path,
-    request: &Request,
-) -> Result<Response, (u8, String)> {
+fn exchange(mut stream: UnixStream, path: &Path, request: &Request) -> Result<Response, Error> {
     // wait-ready answers within its timeout (vigil enforces it); anything else answers
     // when the operation is done, which can take a child's whole shutdown grace.
     if let Request::WaitReady { timeout_ms, .. } = request {
@@ -116,13 +99,10 @@ fn exchange(
         let _ = stream.set_read_timeout(Some(limit));
     }
     let broken = |e: std::io::Error| {
-        (
-            exit::NO_DAEMON,
-            format!("the control socket {} failed: {e}", path.display()),
-        )
+        Error::Unavailable(format!("the control socket {} failed: {e}", path.display()))
     };
     let mut line = serde_json::to_string(request)
-        .map_err(|e| (exit::INTERNAL, format!("cannot encode the request: {e}")))?;
+        .map_err(|e| Error::Internal(format!("cannot encode the request: {e}")))?;
     line.push('\n');
     // A refusal (another uid) may close the connection before the request is written:
     // the answer is still there to read.
@@ -137,49 +117,39 @@ fn exchange(
         return Err(broken(e));
     }
     if answer.is_empty() {
-        return Err((
-            exit::NO_DAEMON,
-            format!(
-                "vigil closed the control socket {} without answering (it may be exiting)",
-                path.display()
-            ),
-        ));
+        return Err(Error::Unavailable(format!(
+            "vigil closed the control socket {} without answering (it may be exiting)",
+            path.display()
+        )));
     }
     serde_json::from_slice(&answer).map_err(|e| {
-        (
-            exit::INTERNAL,
-            format!(
-                "cannot read vigil's answer ({e}): {}",
-                String::from_utf8_lossy(&answer).trim_end()
-            ),
-        )
+        Error::Internal(format!(
+            "cannot read vigil's answer ({e}): {}",
+            String::from_utf8_lossy(&answer).trim_end()
+        ))
     })
 }
 
-fn print(request: &Request, r: &Response, json: bool) -> u8 {
+fn print(request: &Request, r: &Response, json: bool) -> Result<(), Error> {
     if !r.ok {
-        eprintln!("vigil: {}", r.message);
-        return match r.error {
-            Some(ErrorKind::TimedOut) => exit::TIMED_OUT,
-            Some(ErrorKind::PermissionDenied) => exit::NO_PERMISSION,
-            Some(ErrorKind::BadRequest) => exit::INTERNAL,
-            _ => exit::REFUSED,
-        };
+        let message = r.message.clone();
+        return Err(match r.error {
+            Some(ErrorKind::TimedOut) => Error::TimedOut(message),
+            Some(ErrorKind::PermissionDenied) => Error::NoPermission(message),
+            Some(ErrorKind::BadRequest) => Error::Internal(message),
+            _ => Error::Refused(message),
+        });
     }
     match (request, &r.status) {
         (Request::Status {}, Some(status)) if json => match serde_json::to_string_pretty(status) {
             Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("vigil: cannot encode the status: {e}");
-                return exit::INTERNAL;
-            }
+            Err(e) => return Err(Error::Internal(format!("cannot encode the status: {e}"))),
         },
         (Request::Status {}, Some(status)) => print!("{}", protocol::render(status)),
         (Request::Status {}, None) => {
-            eprintln!("vigil: the answer has no status");
-            return exit::INTERNAL;
+            return Err(Error::Internal("the answer has no status".into()));
         }
         _ => println!("{}", r.message),
     }
-    exit::OK
+    Ok(())
 }

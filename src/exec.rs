@@ -63,19 +63,19 @@ use tracing::{debug, error, info, warn};
 
 use crate::cli::ExecArgs;
 use crate::exit;
-use crate::runtime::notify::Notifier;
 use crate::os::reaper::{self, Remaining};
 use crate::os::signals::{self, Signals};
 use crate::os::spawn::{self, SpawnOptions};
 use crate::os::sweep;
-use crate::spec::{Backoff, ProcessSpec, Signal};
 use crate::os::sys::{self, Pid};
+use crate::runtime::notify::Notifier;
+use crate::spec::{Backoff, ProcessSpec, Signal};
 
 /// The name used for the command in messages.
 const NAME: &str = "vigil exec";
 
-/// Runs `vigil exec` and returns vigil's exit code.
-pub fn exec_main(args: &ExecArgs) -> u8 {
+/// Runs `vigil exec`: the child's status as vigil's exit code, or why it could not run.
+pub fn exec_main(args: &ExecArgs) -> Result<u8, exit::Error> {
     // Before vigil opens anything (the event loop, the signal pipe): every descriptor >= 3
     // open now was inherited, and is closed once the child runs.
     let inherited = sys::InheritedFds::snapshot().unwrap_or_else(|e| {
@@ -88,16 +88,10 @@ pub fn exec_main(args: &ExecArgs) -> u8 {
     // Shared with `vigil run`: unblock inherited signals, subreaper (or a warning),
     // descriptors close-on-exec, chdir("/").
     let start_dir = crate::runtime::prepare_process();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            error!("{NAME}: cannot start the event loop: {e}");
-            return exit::INTERNAL;
-        }
-    };
+        .map_err(|e| exit::Error::Internal(format!("{NAME}: cannot start the event loop: {e}")))?;
     runtime.block_on(run(args, start_dir, inherited))
 }
 
@@ -108,14 +102,14 @@ fn handled_signals() -> Vec<Signal> {
     all
 }
 
-async fn run(args: &ExecArgs, start_dir: PathBuf, inherited: sys::InheritedFds) -> u8 {
-    let mut signals = match Signals::new(&handled_signals()) {
-        Ok(s) => s,
-        Err(e) => {
-            error!("{NAME}: cannot install signal handlers: {e}");
-            return exit::INTERNAL;
-        }
-    };
+async fn run(
+    args: &ExecArgs,
+    start_dir: PathBuf,
+    inherited: sys::InheritedFds,
+) -> Result<u8, exit::Error> {
+    let mut signals = Signals::new(&handled_signals()).map_err(|e| {
+        exit::Error::Internal(format!("{NAME}: cannot install signal handlers: {e}"))
+    })?;
     let foreground = sys::stdin_is_foreground_tty();
     let spec = ProcessSpec {
         command: args.command.clone(),
@@ -140,7 +134,7 @@ async fn run(args: &ExecArgs, start_dir: PathBuf, inherited: sys::InheritedFds) 
         Ok(pid) => pid,
         Err(e) => {
             error!("{e}");
-            return e.exec_exit_code();
+            return Ok(e.exec_exit_code());
         }
     };
     // The child has what it needs; vigil keeps nothing it inherited beyond 0-2.
@@ -175,7 +169,7 @@ async fn run(args: &ExecArgs, start_dir: PathBuf, inherited: sys::InheritedFds) 
                 if foreground {
                     sys::reclaim_terminal_foreground();
                 }
-                return exit::INTERNAL;
+                return Ok(exit::INTERNAL);
             }
         };
         if sig != signals::CHLD {
@@ -202,7 +196,7 @@ async fn run(args: &ExecArgs, start_dir: PathBuf, inherited: sys::InheritedFds) 
             Ok(Remaining::None) => {
                 // Cannot happen: the child is ours until we reap it.
                 error!("{NAME}: the child (pid {child}) vanished without an exit status");
-                return exit::INTERNAL;
+                return Ok(exit::INTERNAL);
             }
             Err(e) => error!("{NAME}: reaping failed: {e}"),
         }
@@ -224,7 +218,7 @@ async fn run(args: &ExecArgs, start_dir: PathBuf, inherited: sys::InheritedFds) 
         killed = report.killed,
         "orphans reaped"
     );
-    status.shell_code()
+    Ok(status.shell_code())
 }
 
 /// Forwards `sig` to the child's process group, or to the child alone. The child has not

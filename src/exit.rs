@@ -1,4 +1,6 @@
-//! vigil's own exit codes (sysexits). `main` is the only place that turns an outcome into one.
+//! vigil's own exit codes (sysexits), how the root's end becomes one ([`for_end`]), and the
+//! one error type every command returns ([`Error`]). `main` is the only place that turns
+//! an outcome or an error into a code.
 //!
 //! A root shut down by a significant child, and `vigil exec`, exit with the child's own
 //! status instead (its code, or 128 + signal); see [`crate::spec::ExitStatus::shell_code`].
@@ -53,5 +55,61 @@ pub fn for_end(
         End::StartFailed { .. } => START_FAILED,
         End::AutoShutdown { gave_up: true, .. } => GAVE_UP,
         End::AutoShutdown { status, .. } => status.map_or(OK, crate::spec::ExitStatus::shell_code),
+    }
+}
+
+/// Why a `vigil` command could not do its job. Every command returns one (or its
+/// outcome's code); `main` alone prints it and turns it into the exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// Bad command-line usage (2).
+    Usage(String),
+    /// Invalid configuration (78): the rendered diagnostics, every error with its file,
+    /// line:col and key path.
+    Config(String),
+    /// Something vigil needs is unavailable (69): the control socket or HTTP address
+    /// cannot be used, or (client) no vigil is listening.
+    Unavailable(String),
+    /// Internal error in vigil (70).
+    Internal(String),
+    /// Client: the daemon refused or could not do the operation (1).
+    Refused(String),
+    /// Client: `wait-ready` ran out of time (75).
+    TimedOut(String),
+    /// Client: the control socket refused this user (77).
+    NoPermission(String),
+}
+
+impl Error {
+    /// The exit code.
+    pub fn code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => USAGE,
+            Error::Config(_) => CONFIG,
+            Error::Unavailable(_) => NO_DAEMON,
+            Error::Internal(_) => INTERNAL,
+            Error::Refused(_) => REFUSED,
+            Error::TimedOut(_) => TIMED_OUT,
+            Error::NoPermission(_) => NO_PERMISSION,
+        }
+    }
+
+    /// What went wrong, for a person.
+    pub fn message(&self) -> &str {
+        match self {
+            Error::Usage(m)
+            | Error::Config(m)
+            | Error::Unavailable(m)
+            | Error::Internal(m)
+            | Error::Refused(m)
+            | Error::TimedOut(m)
+            | Error::NoPermission(m) => m,
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
     }
 }

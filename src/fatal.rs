@@ -21,8 +21,8 @@ use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 use crate::exit;
-use crate::spec::Signal;
 use crate::os::sys::{self, Pid};
+use crate::spec::Signal;
 
 /// How many live process groups the registry holds (16 KiB). Children beyond it are
 /// counted but not killed by the hook; each still gets SIGKILL from the kernel when vigil

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use vigil::cli::{self, Cli, Command, LogFormat};
 use vigil::control::protocol::Request;
+use vigil::exit;
 
 fn main() -> ExitCode {
     // First: a panic anywhere from here on exits 70 after killing the children's groups.
@@ -21,12 +22,18 @@ fn main() -> ExitCode {
     };
     init_logging(cli.log_format);
     let socket = cli.socket.as_deref();
-    let client = |request, json| vigil::client::client_main(socket, request, json);
-    let code = match cli.command {
+    let client =
+        |request, json| vigil::client::client_main(socket, request, json).map(|()| exit::OK);
+    // Which way a failure is told: the daemon's through its log (human or JSON), the
+    // others plainly on stderr.
+    let daemon = matches!(cli.command, Command::Run { .. } | Command::Exec(_));
+    let result = match cli.command {
         Command::Run { config, exit_with } => {
             vigil::runtime::run_main(&cli::config_path(config), exit_with.as_deref(), socket)
         }
-        Command::Check { config } => vigil::config::check_main(&cli::config_path(config)),
+        Command::Check { config } => {
+            vigil::config::check_main(&cli::config_path(config)).map(|()| exit::OK)
+        }
         Command::Exec(args) => vigil::exec::exec_main(&args),
         Command::Status { json } => client(Request::Status {}, json),
         Command::Stop { name } => client(Request::Stop { name }, false),
@@ -41,7 +48,26 @@ fn main() -> ExitCode {
             false,
         ),
     };
+    let code = match result {
+        Ok(code) => code,
+        Err(e) => {
+            report(&e, daemon);
+            e.code()
+        }
+    };
     ExitCode::from(code)
+}
+
+/// Tells why a command failed: configuration diagnostics as they are (every error with
+/// its file, line:col and key path), usage errors and the client's plainly, the daemon's
+/// other failures through its log.
+fn report(e: &exit::Error, daemon: bool) {
+    match e {
+        exit::Error::Config(diagnostics) => eprint!("{diagnostics}"),
+        exit::Error::Usage(m) => eprintln!("error: {m}"),
+        _ if daemon => tracing::error!("{e}"),
+        _ => eprintln!("vigil: {e}"),
+    }
 }
 
 /// Logs go to stderr, coloured only on a terminal: children inherit stdout and stderr, and vigil's lines must not

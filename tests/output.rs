@@ -227,7 +227,8 @@ fn a_reader_kept_alive_by_a_grandchild_never_delays_restarts() {
             "--exit-after",
             "0",
         ],
-        "output = \"prefix\"\nbackoff = \"none\"",
+        // The grandchild is kept (not stopped as a leftover): it must hold the pipe.
+        "output = \"prefix\"\nbackoff = \"none\"\nleftovers = \"keep\"",
     );
     let config = dir.write(
         "vigil.toml",

@@ -148,24 +148,22 @@ pub fn parse(source: &str, origin: &Path) -> Result<Loaded, Errors> {
 }
 
 /// `vigil check`: print the resolved tree (exit 0) or every error (exit 78).
-pub fn check_main(path: &Path) -> u8 {
+pub fn check_main(path: &Path) -> Result<(), crate::exit::Error> {
     match load(path) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprintln!("warning: {w}");
             }
             print!("{}", render(&loaded.tree));
-            crate::exit::OK
+            Ok(())
         }
         Err(errors) => {
-            eprint!("{errors}");
             let n = errors.0.len();
-            eprintln!(
-                "{}: {n} error{}; nothing was started",
+            Err(crate::exit::Error::Config(format!(
+                "{errors}{}: {n} error{}; nothing was started\n",
                 path.display(),
                 if n == 1 { "" } else { "s" }
-            );
-            crate::exit::CONFIG
+            )))
         }
     }
 }

@@ -25,8 +25,8 @@
 
 use nix::errno::Errno;
 
-use crate::spec::ExitStatus;
 use crate::os::sys::Pid;
+use crate::spec::ExitStatus;
 
 /// Whether any child is left after a [`drain`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

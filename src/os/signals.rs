@@ -31,8 +31,8 @@ use std::os::fd::OwnedFd;
 use nix::fcntl::OFlag;
 use tokio::net::unix::pipe;
 
-use crate::spec::Signal;
 use crate::os::sys;
+use crate::spec::Signal;
 
 /// SIGHUP.
 pub const HUP: Signal = Signal(libc::SIGHUP);
@@ -483,16 +483,15 @@ mod tests {
         let winch = Signal(libc::SIGWINCH);
         let urg = Signal(libc::SIGURG);
         let mut signals = Signals::new(&[winch, urg]).unwrap();
-        let me = std::process::id() as sys::Pid;
-        sys::kill(me, winch).unwrap();
+        // `raise` runs the handler on this thread before it returns; `kill` to the
+        // process may run it on another thread of the test binary, later, and reorder.
+        use nix::sys::signal::{SIGURG, SIGWINCH, raise};
+        raise(SIGWINCH).unwrap();
         assert_eq!(signals.recv().await.unwrap(), winch);
-        sys::kill(me, urg).unwrap();
+        raise(SIGURG).unwrap();
         assert_eq!(signals.recv().await.unwrap(), urg);
         assert_eq!(signals.try_recv(), None);
         // Several pending at once come out in the order they arrived, not by number.
-        // (`raise` runs the handler on this thread before it returns; `kill` may run it
-        // on another thread, later.)
-        use nix::sys::signal::{SIGURG, SIGWINCH, raise};
         for sig in [SIGURG, SIGWINCH, SIGURG, SIGWINCH] {
             raise(sig).unwrap();
         }

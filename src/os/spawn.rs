@@ -20,17 +20,17 @@
 //! Must never: wait for the child, use `tokio::process`, run a shell, or allocate
 //! between fork and exec (user and group lookups happen before the fork).
 
-use std::process::Stdio;
 use std::ffi::CString;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::process::Stdio;
 
 use nix::unistd::{Gid, Group, Uid, User};
 
-use crate::spec::ProcessSpec;
 use crate::os::sys::{self, ChildSetup, Pid};
+use crate::spec::ProcessSpec;
 
 /// The stdio a child is started with.
 #[derive(Debug)]

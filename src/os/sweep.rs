@@ -33,8 +33,8 @@ use tracing::{debug, error, info, warn};
 
 use super::reaper::{self, Remaining};
 use super::signals::{self, Signals};
-use crate::spec::{ExitStatus, Signal};
 use crate::os::sys::{self, Pid};
+use crate::spec::{ExitStatus, Signal};
 
 /// Every live process whose parent chain reaches vigil, in pid order (zombies included).
 ///

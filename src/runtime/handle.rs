@@ -608,16 +608,12 @@ impl Loop {
                     None => Vec::new(),
                 };
                 self.probes.child_exited(pid);
-                self.feed(Input::Exited { pid, status }, now);
+                // The leftovers first, so the log tells the exit's story in order.
                 if let (Some(node), false) = (node, leftovers.is_empty()) {
-                    self.feed(
-                        Input::Leftovers {
-                            node,
-                            pids: leftovers,
-                        },
-                        now,
-                    );
+                    let pids = leftovers;
+                    self.feed(Input::Leftovers { node, pids, status }, now);
                 }
+                self.feed(Input::Exited { pid, status }, now);
             } else {
                 self.stats.orphans += 1;
                 self.stats.known_orphans.remove(&pid);

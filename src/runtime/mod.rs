@@ -50,7 +50,11 @@ pub const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
 /// `exit_with` is `--exit-with NAME` ([`crate::config::apply_exit_with`]); a name the
 /// file does not define is a usage error (exit 2). `socket` is `--socket` /
 /// `$VIGIL_SOCKET`, which overrides `[control] socket`.
-pub fn run_main(path: &Path, exit_with: Option<&str>, socket: Option<&Path>) -> u8 {
+pub fn run_main(
+    path: &Path,
+    exit_with: Option<&str>,
+    socket: Option<&Path>,
+) -> Result<u8, exit::Error> {
     // First, before vigil opens anything of its own: what it inherited (closed once the
     // tree has started, so a parent waiting for EOF on a pipe it passed is not kept
     // waiting for vigil's whole life).
@@ -58,33 +62,22 @@ pub fn run_main(path: &Path, exit_with: Option<&str>, socket: Option<&Path>) -> 
         warn!("cannot list inherited descriptors ({e}); they stay open while vigil runs");
         crate::os::sys::InheritedFds::default()
     });
-    let mut loaded = match crate::config::load(path) {
-        Ok(loaded) => loaded,
-        Err(errors) => {
-            eprint!("{errors}");
-            return exit::CONFIG;
-        }
-    };
+    let mut loaded = crate::config::load(path).map_err(|e| exit::Error::Config(e.to_string()))?;
     if let Some(name) = exit_with
         && let Err(e) = crate::config::apply_exit_with(&mut loaded.tree, name)
     {
-        eprintln!("error: {}: {e}", path.display());
-        eprintln!("  hint: give the name of a [process.NAME] or [supervisor.NAME] table");
-        return exit::USAGE;
+        return Err(exit::Error::Usage(format!(
+            "{}: {e}\n  hint: give the name of a [process.NAME] or [supervisor.NAME] table",
+            path.display()
+        )));
     }
     for w in &loaded.warnings {
         warn!("{w}");
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            error!("cannot start the event loop: {e}");
-            return exit::INTERNAL;
-        }
-    };
+        .map_err(|e| exit::Error::Internal(format!("cannot start the event loop: {e}")))?;
     runtime.block_on(run(loaded.tree, socket, exit_with.is_some(), inherited))
 }
 
@@ -100,23 +93,13 @@ pub async fn run(
     socket: Option<&Path>,
     exit_with: bool,
     inherited: crate::os::sys::InheritedFds,
-) -> u8 {
+) -> Result<u8, exit::Error> {
     let start_dir = prepare_process();
-    let mut signals = match signals::Signals::new(signals::TREE_SIGNALS) {
-        Ok(s) => s,
-        Err(e) => {
-            error!("cannot install signal handlers: {e}");
-            return exit::INTERNAL;
-        }
-    };
+    let mut signals = signals::Signals::new(signals::TREE_SIGNALS)
+        .map_err(|e| exit::Error::Internal(format!("cannot install signal handlers: {e}")))?;
     // The control socket and HTTP endpoints listen before the first spawn.
-    let (ops, mut queries) = match ops::setup(&tree, socket) {
-        Ok(x) => x,
-        Err(e) => {
-            error!("{e}; nothing was started");
-            return exit::START_FAILED;
-        }
-    };
+    let (ops, mut queries) = ops::setup(&tree, socket)
+        .map_err(|e| exit::Error::Unavailable(format!("{e}; nothing was started")))?;
     let children = tree.nodes.len() - 1;
     let mut lp = Loop::new(
         tree,
@@ -186,7 +169,7 @@ pub async fn run(
         );
     }
     info!(code, orphans_reaped = lp.orphans_reaped(), "vigil exiting");
-    code
+    Ok(code)
 }
 
 /// Process-wide preparation before anything is spawned, shared by `vigil run` and

@@ -82,9 +82,9 @@ use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::spec::{NodeId, Output, ProcessSpec};
 use crate::os::spawn::ChildStdio;
 use crate::os::sys::Pid;
+use crate::spec::{NodeId, Output, ProcessSpec};
 
 /// The longest line written whole; longer ones are cut into pieces of this size.
 pub const LINE_MAX: usize = 64 * 1024;

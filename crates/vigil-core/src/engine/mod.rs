@@ -146,15 +146,17 @@ pub enum Input {
         /// Whether the check passed.
         passed: bool,
     },
-    /// When the process of `node` exited, these processes had just been orphaned to vigil
-    /// (they left its process group: `setsid`, a daemonizing helper). Fed after the
-    /// [`Input::Exited`] of that process. Per its `leftovers`, they are stopped with its
+    /// The process of `node` has exited with `status` (its [`Input::Exited`] follows),
+    /// and these processes had just been orphaned to vigil (they left its process group:
+    /// `setsid`, a daemonizing helper). Per its `leftovers`, they are stopped with its
     /// stop signal and grace, or kept.
     Leftovers {
         /// The process whose exit left them.
         node: NodeId,
         /// Their pids.
         pids: Vec<Pid>,
+        /// How the process ended.
+        status: ExitStatus,
     },
     /// An operator's command; answered once by [`Event::ControlDone`] with the same `id`.
     Control {
@@ -554,8 +556,6 @@ pub struct Engine {
     /// Leftovers being stopped: the process whose exit left them, and when SIGKILL
     /// follows. Bounded by the processes that exist (an entry goes when it is reaped).
     leftovers: HashMap<Pid, Leftover>,
-    /// The exit status of each process's last exit, for [`Input::Leftovers`].
-    last_exit: HashMap<NodeId, (ExitStatus, Duration)>,
 }
 
 /// A leftover being stopped.
@@ -608,7 +608,6 @@ impl Engine {
             strays: HashMap::new(),
             stop_request: None,
             leftovers: HashMap::new(),
-            last_exit: HashMap::new(),
         }
     }
 
@@ -659,7 +658,7 @@ impl Engine {
             Input::Tick | Input::Control { .. } => {}
             Input::Ready { node } => self.on_ready(node),
             Input::HealthCheck { node, passed } => self.on_health_check(node, passed, now),
-            Input::Leftovers { node, pids } => self.on_leftovers(node, pids, now),
+            Input::Leftovers { node, pids, status } => self.on_leftovers(node, pids, status, now),
         }
         self.settle(now);
         self.sweep_controls();
@@ -839,10 +838,7 @@ impl Engine {
         let Some(node) = self.pids.remove(&pid) else {
             return; // An adopted orphan: OTP ignores 'EXIT' from unknown pids.
         };
-        let uptime = self.nodes[node.index()]
-            .spawned_at
-            .map_or(Duration::MAX, |t| now.saturating_duration_since(t));
-        self.last_exit.insert(node, (status, uptime));
+
         self.release_live(node);
         let expected = matches!(self.nodes[node.index()].status, Status::Stopping { .. });
         self.events.push_back(Event::Exited {
@@ -1459,7 +1455,7 @@ impl Engine {
 
     /// [`Input::Leftovers`]: stop them with the process's stop signal and grace, or keep
     /// them (`leftovers = "keep"`).
-    fn on_leftovers(&mut self, node: NodeId, pids: Vec<Pid>, now: Time) {
+    fn on_leftovers(&mut self, node: NodeId, pids: Vec<Pid>, status: ExitStatus, now: Time) {
         let Some(p) = self
             .tree
             .nodes
@@ -1473,10 +1469,10 @@ impl Engine {
         }
         let kept = p.leftovers == Leftovers::Keep;
         let (stop_signal, shutdown) = (p.stop_signal, self.tree.node(node).shutdown);
-        let daemonized = matches!(
-            self.last_exit.get(&node),
-            Some((ExitStatus::Code(0), uptime)) if *uptime < DAEMONIZE_HINT
-        );
+        let uptime = self.nodes[node.index()]
+            .spawned_at
+            .map_or(Duration::MAX, |t| now.saturating_duration_since(t));
+        let daemonized = status == ExitStatus::Code(0) && uptime < DAEMONIZE_HINT;
         self.events.push_back(Event::Leftovers {
             node,
             count: pids.len(),
