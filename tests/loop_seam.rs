@@ -233,33 +233,7 @@ impl Harness {
     }
 }
 
-const NESTED: &str = r#"
-strategy = "one_for_all"
-intensity = 1000
-period = "60s"
-children = ["s1", "c"]
-
-[supervisor.s1]
-strategy = "one_for_one"
-intensity = 1000
-period = "60s"
-children = ["b", "a"]
-
-[process.a]
-command = ["x"]
-backoff = "none"
-shutdown = "1s"
-
-[process.b]
-command = ["x"]
-backoff = "none"
-shutdown = "1s"
-
-[process.c]
-command = ["x"]
-backoff = "none"
-shutdown = "1s"
-"#;
+const NESTED: &str = include_str!("fixtures/seam/nested.toml");
 
 /// Defect 1 of the seam issue, at the loop: `a` and `c` killed by one `kill` command.
 #[test]

@@ -138,25 +138,16 @@ impl Sim {
     /// Feeds several exits back to back, each followed by the actions it produced (as the
     /// loop drains one SIGCHLD), without delivering anything else in between.
     pub fn batch_exits(&mut self, exits: &[(&str, ExitStatus)]) {
-        let pids: Vec<(Pid, ExitStatus)> = exits
-            .iter()
-            .map(|(name, st)| (self.pid(name).expect("alive"), *st))
-            .collect();
-        for (pid, status) in pids {
-            if self.alive.remove(&pid).is_some() {
-                self.pending.retain(|_, (p, _)| *p != pid);
-                self.engine.handle(Input::Exited { pid, status }, self.now);
-                while let Some(action) = self.engine.poll_action() {
-                    self.execute(action);
-                }
-            }
-        }
-        self.settle();
+        self.feed_exits(exits, true);
     }
 
     /// Feeds several exits back to back without carrying out any action in between: the
     /// harshest order (the engine must still never adopt a spawn it no longer wants).
     pub fn batch_exits_unanswered(&mut self, exits: &[(&str, ExitStatus)]) {
+        self.feed_exits(exits, false);
+    }
+
+    fn feed_exits(&mut self, exits: &[(&str, ExitStatus)], answer_each: bool) {
         let pids: Vec<(Pid, ExitStatus)> = exits
             .iter()
             .map(|(name, st)| (self.pid(name).expect("alive"), *st))
@@ -165,6 +156,9 @@ impl Sim {
             if self.alive.remove(&pid).is_some() {
                 self.pending.retain(|_, (p, _)| *p != pid);
                 self.engine.handle(Input::Exited { pid, status }, self.now);
+                while answer_each && let Some(action) = self.engine.poll_action() {
+                    self.execute(action);
+                }
             }
         }
         self.settle();

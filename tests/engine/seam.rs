@@ -6,33 +6,7 @@ use super::harness::{Behaviour, Sim};
 use vigil::core::Event;
 use vigil::spec::ExitStatus;
 
-const NESTED: &str = r#"
-strategy = "one_for_all"
-intensity = 10
-period = "60s"
-children = ["s1", "c"]
-
-[supervisor.s1]
-strategy = "one_for_one"
-intensity = 10
-period = "60s"
-children = ["b", "a"]
-
-[process.a]
-command = ["x"]
-backoff = "none"
-shutdown = "1s"
-
-[process.b]
-command = ["x"]
-backoff = "none"
-shutdown = "1s"
-
-[process.c]
-command = ["x"]
-backoff = "none"
-shutdown = "1s"
-"#;
+const NESTED: &str = include_str!("../fixtures/seam/nested.toml");
 
 #[test]
 fn exits_one_at_a_time_keep_one_process_per_node() {
