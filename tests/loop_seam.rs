@@ -442,3 +442,28 @@ backoff = {backoff}
         prop_assert!(w.procs.values().all(|p| p.reaped), "left: {:?}", w.procs);
     }
 }
+
+/// A signal storm: thousands of SIGCHLD and SIGUSR1 events around one SIGTERM, with exits
+/// among them. The stop is neither lost nor doubled, and nothing runs twice.
+#[test]
+fn a_signal_storm_around_a_stop() {
+    let mut h = Harness::new(NESTED);
+    for round in 0..2_000 {
+        if round == 1_000 {
+            h.lp.handle(LoopEvent::Signal(Signal::TERM), h.now);
+        }
+        if round % 100 == 7 && h.lp.exit_code().is_none() {
+            let live = h.world.borrow().live("b");
+            if let Some(&pid) = live.first() {
+                h.world
+                    .borrow_mut()
+                    .die(pid, ExitStatus::Signaled(Signal::KILL));
+            }
+        }
+        h.lp.handle(LoopEvent::Signal(SIGCHLD), h.now);
+        h.lp.handle(LoopEvent::Signal(Signal(libc::SIGUSR1)), h.now);
+    }
+    assert_eq!(h.run_to_exit(), 0);
+    assert_eq!(h.violations(), Vec::<String>::new());
+    assert!(h.world.borrow().procs.values().all(|p| p.reaped));
+}

@@ -163,3 +163,96 @@ fn leftovers_keep_leaves_them_running() {
     assert_eq!(d.wait_exit(TIMEOUT), 0);
     // The final sweep still stops them when vigil exits.
 }
+
+/// Pids of vigil's live children running the test child named `name`.
+fn live_named(vigil: i32, name: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.first() == Some(&"Z") || fields.get(1) != Some(&vigil.to_string().as_str()) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if args
+            .windows(2)
+            .any(|w| w[0] == b"--name" && w[1] == name.as_bytes())
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Defect 1, with real processes: `a` and `c` SIGKILLed together (one SIGCHLD for both),
+/// 30 times. Before spawns carried tokens, `a` had two live processes within 60 rounds.
+#[test]
+fn two_exits_in_one_drain_never_run_two_processes_for_one_child() {
+    let dir = TestDir::new();
+    let mut toml = String::from(
+        "strategy = \"one_for_all\"\nintensity = 1000\nperiod = \"60s\"\nchildren = [\"s1\", \"c\"]\n\
+         [supervisor.s1]\nintensity = 1000\nperiod = \"60s\"\nchildren = [\"b\", \"a\"]\n",
+    );
+    for name in ["a", "b", "c"] {
+        toml += &process(&dir, name, &[], "backoff = \"none\"\nshutdown = \"1s\"");
+    }
+    let path = write_tree(&dir, &toml);
+    let mut d = vigil_in(&dir).arg("run").arg(&path).spawn();
+    let vigil = d.vigil_pid();
+    let one_each = |d: &Daemon| {
+        d.wait_for("one live process for each of a, b, c", TIMEOUT, || {
+            let pids: Vec<Vec<i32>> = ["a", "b", "c"]
+                .iter()
+                .map(|n| live_named(vigil, n))
+                .collect();
+            pids.iter()
+                .all(|p| p.len() == 1)
+                .then(|| (pids[0][0], pids[2][0]))
+        })
+    };
+    let mut seen_two = 0;
+    for _ in 0..30 {
+        let (a, c) = one_each(&d);
+        kill(a, libc::SIGKILL);
+        kill(c, libc::SIGKILL);
+        // While the tree restarts, never two of `a` at once.
+        for _ in 0..50 {
+            if live_named(vigil, "a").len() > 1 {
+                seen_two += 1;
+            }
+        }
+        one_each(&d);
+    }
+    assert_eq!(seen_two, 0, "two live processes for a\n{}", log(&d));
+    d.signal_vigil(libc::SIGTERM);
+    assert_eq!(d.wait_exit(TIMEOUT), 0);
+}
+
+/// Defect 2: the longest grace the config accepts (365 days) runs and stops without a
+/// panic (it panicked with "overflow when adding duration to instant" before durations
+/// were capped and the engine's clock saturated).
+#[test]
+fn the_longest_accepted_grace_stops_without_a_panic() {
+    let dir = TestDir::new();
+    let toml = format!(
+        "shutdown_timeout = \"365d\"\nchildren = [\"a\"]\n{}",
+        process(&dir, "a", &["--on-term", "exit:0"], "shutdown = \"365d\"")
+    );
+    let path = write_tree(&dir, &toml);
+    let mut d = vigil_in(&dir).arg("run").arg(&path).spawn();
+    wait_started(&dir, &["a"]);
+    d.signal_vigil(libc::SIGTERM);
+    assert_eq!(d.wait_exit(TIMEOUT), 0, "{}", log(&d));
+    assert!(!log(&d).contains("panicked"), "{}", log(&d));
+}
