@@ -1028,6 +1028,165 @@ fn closed_stderr_does_not_kill_vigil() {
 }
 
 // ---------------------------------------------------------------------------------------
+// A resolver and a file system that never answer
+
+/// An `LD_PRELOAD` library for vigil in which `getaddrinfo` of a name containing
+/// `.hang.test` and `statx` of a path containing `/hang/` never return (as with a DNS
+/// server that drops queries and a hard NFS mount whose server is gone); every other call
+/// goes to libc. std looks `statx` up by name precisely so that it can be interposed.
+const HANG_SHIM: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <netdb.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static void hang(void) { for (;;) pause(); }
+
+typedef int (*gai_fn)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                struct addrinfo **res) {
+    if (node && strstr(node, ".hang.test")) hang();
+    return ((gai_fn)dlsym(RTLD_NEXT, "getaddrinfo"))(node, service, hints, res);
+}
+
+typedef int (*statx_fn)(int, const char *, int, unsigned int, void *);
+int statx(int dirfd, const char *path, int flags, unsigned int mask, void *buf) {
+    if (path && strstr(path, "/hang/")) hang();
+    statx_fn real = (statx_fn)dlsym(RTLD_NEXT, "statx");
+    if (real) return real(dirfd, path, flags, mask, buf);
+    return (int)syscall(SYS_statx, dirfd, path, flags, mask, buf);
+}
+"#;
+
+/// Builds [`HANG_SHIM`] in `dir` with the system's C compiler; `None` (said on stderr)
+/// when there is none.
+fn hang_shim(dir: &TestDir) -> Option<PathBuf> {
+    if !have("cc") {
+        eprintln!(
+            "skipping: no C compiler (`cc`) to build the LD_PRELOAD library that hangs lookups"
+        );
+        return None;
+    }
+    let src = dir.write("hang.c", HANG_SHIM);
+    let lib = dir.join("hang.so");
+    let out = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .arg("-ldl")
+        .output()
+        .expect("run cc");
+    assert!(
+        out.status.success(),
+        "cc failed to build the shim: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(lib)
+}
+
+/// The names of `pid`'s threads right now (`/proc/PID/task/*/comm`).
+fn thread_names(pid: i32) -> Vec<String> {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter_map(|t| fs::read_to_string(t.path().join("comm")).ok())
+                .map(|c| c.trim_end().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Failed health checks vigil logged for `name` whose reason contains `why`.
+fn failed_checks(log: &str, name: &str, why: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("health check failed") && l.contains(why))
+        .filter(|l| log_field(l, "child") == Some(name))
+        .count()
+}
+
+/// R5 end to end: lookups that never return (five tcp and http checks naming hosts) and
+/// a `stat` that never returns (a file check) cost vigil exactly its two helper threads,
+/// however many tries time out; meanwhile checks by IP address and `exec` checks keep
+/// running, SIGUSR1 is answered, and SIGTERM stops the tree with exit 0. Before, the
+/// `stat` ran on the loop's thread and vigil ignored every signal from then on.
+#[test]
+fn hung_lookups_and_stat_block_neither_the_loop_nor_add_threads() {
+    let dir = TestDir::new();
+    let Some(shim) = hang_shim(&dir) else {
+        return;
+    };
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("an ephemeral port")
+        .port();
+    let every = "interval = \"50ms\", timeout = \"100ms\", failures = 100000";
+    let hung_file = toml_str(&dir.join("hang/ready").display().to_string());
+    let mut checks: Vec<(&str, String)> = (1..=4)
+        .map(|i| ("tcp", format!("\"db{i}.hang.test:5432\"")))
+        .collect();
+    checks.push(("http", "\"http://web.hang.test:8080/healthz\"".into()));
+    checks.push(("file", hung_file));
+    checks.push(("tcp", format!("\"127.0.0.1:{closed}\"")));
+    checks.push(("exec", "[\"false\"]".into()));
+    let names: Vec<String> = (0..checks.len()).map(|i| format!("c{i}")).collect();
+    let mut toml = format!("children = {}\n", toml_array(&names));
+    for (name, (kind, value)) in names.iter().zip(&checks) {
+        let health = format!("health = {{ {kind} = {value}, {every} }}");
+        toml += &process(&dir, name, &[], &health);
+    }
+    let cfg = dir.write("vigil.toml", &toml);
+    let mut d = vigil_in(&dir)
+        .program(vigil_bin())
+        .env("LD_PRELOAD", &shim)
+        .arg("run")
+        .arg(&cfg)
+        .spawn();
+    let pid = d.pid();
+    let (hung, alive) = names.split_at(6);
+    // From here on the process is vigil (exec'd), not the test's fork of itself.
+    wait_log(&d, "vigil starting", TIMEOUT);
+
+    // Many tries of every check: the hung ones time out, the others fail for their own
+    // reasons (a closed port, `false`), which shows they still run.
+    let documented = ["vigil", "vigil-resolve", "vigil-stat"];
+    let mut most = 0;
+    d.wait_for("10 failed tries of every check", LONG, || {
+        let threads = thread_names(pid);
+        most = most.max(threads.len());
+        for t in &threads {
+            assert!(
+                documented.contains(&t.as_str()),
+                "vigil has a thread docs/threads.md does not list: {t:?} (all: {threads:?})"
+            );
+        }
+        let l = log(&d);
+        (hung
+            .iter()
+            .all(|n| failed_checks(&l, n, "no answer within 100ms") >= 10)
+            && alive.iter().all(|n| failed_checks(&l, n, "") >= 10))
+        .then_some(())
+    });
+    assert!(most <= documented.len(), "{most} threads");
+    let mut threads = thread_names(pid);
+    threads.sort();
+    assert_eq!(threads, ["vigil", "vigil-resolve", "vigil-stat"]);
+    let l = log(&d);
+    assert!(
+        failed_checks(&l, "c6", &format!("cannot connect to 127.0.0.1:{closed}")) >= 10,
+        "{l}"
+    );
+
+    // Signals still reach the loop while both helpers are stuck.
+    d.signal_vigil(libc::SIGUSR1);
+    wait_log(&d, "signal=SIGUSR1", TIMEOUT);
+    stop_clean(&mut d);
+    assert!(log(&d).contains("orphans_reaped=0"), "{}", log(&d));
+}
+
+// ---------------------------------------------------------------------------------------
 // Signal storms
 
 /// Sends `sig` to `pid` `n` times from a new thread.

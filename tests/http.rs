@@ -237,3 +237,37 @@ fn http_address_in_use_is_fatal() {
     );
     assert!(dir.read_events().all().is_empty(), "nothing was started");
 }
+
+/// An `http` readiness check may name a host (R5): `localhost` is looked up on vigil's
+/// one resolver thread, never on tokio's blocking pool (threads named `tokio-rt-worker`),
+/// and the check gates the next sibling. It asks vigil's own `/livez`, so no HTTP server
+/// beyond vigil is needed.
+#[test]
+fn http_check_naming_localhost_gates_the_next_sibling_on_the_resolver_thread() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("an ephemeral port")
+        .port();
+    let dir = TestDir::new();
+    let ready = format!(
+        "ready = {{ http = \"http://localhost:{port}/livez\", interval = \"50ms\", timeout = \"5s\" }}"
+    );
+    let toml = format!("children = [\"a\", \"b\"]\n[http]\nlisten = \"127.0.0.1:{port}\"\n")
+        + &process(&dir, "a", &[], &ready)
+        + &process(&dir, "b", &[], "");
+    let path = dir.write("vigil.toml", &toml);
+    let d = vigil_in(&dir).arg("run").arg(path).spawn();
+    wait_started(&dir, &["a", "b"]);
+    let l = wait_logged(&d, "started", &["a", "b"]);
+    let ready_at = l.find("INFO ready child=a").expect("a was ready");
+    let b_at = l.find("started child=b").expect("b started");
+    assert!(ready_at < b_at, "{l}");
+    let mut threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", d.pid()))
+        .expect("vigil's threads")
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|c| c.trim_end().to_string())
+        .collect();
+    threads.sort();
+    assert_eq!(threads, ["vigil", "vigil-resolve"], "docs/threads.md");
+}

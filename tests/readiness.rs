@@ -422,6 +422,117 @@ fn exit_with_ends_the_tree_with_that_childs_status() {
     );
 }
 
+/// The threads docs/threads.md lists for `vigil run`, by name (`comm`, at most 15 bytes):
+/// the loop (the program's name), the two prefix-output writers, the two probe helpers.
+const DOCUMENTED_THREADS: [&str; 5] = [
+    "vigil",
+    "vigil-stdout",
+    "vigil-stderr",
+    "vigil-resolve",
+    "vigil-stat",
+];
+
+/// The names of `pid`'s threads right now.
+fn thread_names(pid: i32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .map(|c| c.trim_end().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Health-check failures vigil logged for `name`.
+fn failed_checks(log: &str, name: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("health check failed") && log_field(l, "child") == Some(name))
+        .count()
+}
+
+/// R5: tcp and http checks that name a host, and file checks, run on vigil's two helper
+/// threads, whatever their number and for as long as they run: vigil never has a thread
+/// docs/threads.md does not list (before, every lookup went to tokio's blocking pool,
+/// whose threads are named `tokio-rt-worker`).
+#[test]
+fn checks_naming_hosts_and_files_use_only_the_documented_threads() {
+    let dir = TestDir::new();
+    let open = free_port();
+    let closed = free_port();
+    let missing = toml_str(&dir.join("missing").display().to_string());
+    let every = "interval = \"50ms\", timeout = \"1s\", failures = 100000";
+    let checked = ["t1", "t2", "h1", "h2", "f"];
+    let mut toml = format!(
+        "children = [\"a\", \"t1\", \"t2\", \"h1\", \"h2\", \"f\"]\n{}",
+        process(
+            &dir,
+            "a",
+            &["--listen", &open.to_string()],
+            // Prefix output starts the two writer threads: the whole list at once.
+            &format!(
+                "output = \"prefix\"\nready = {{ tcp = \"localhost:{open}\", interval = \"50ms\" }}"
+            )
+        )
+    );
+    for t in ["t1", "t2"] {
+        let health = format!("health = {{ tcp = \"localhost:{closed}\", {every} }}");
+        toml += &process(&dir, t, &[], &health);
+    }
+    for h in ["h1", "h2"] {
+        let health = format!("health = {{ http = \"http://localhost:{closed}/\", {every} }}");
+        toml += &process(&dir, h, &[], &health);
+    }
+    toml += &process(
+        &dir,
+        "f",
+        &[],
+        &format!("health = {{ file = {missing}, {every} }}"),
+    );
+    let mut d = run_tree(&dir, &toml);
+    let pid = d.pid();
+    // From here on the process is vigil (exec'd), not the test's fork of itself.
+    wait_log(&d, "vigil starting", |l| l.contains("vigil starting"));
+
+    // Several intervals of every check, looking at vigil's threads all along.
+    let mut seen: Vec<String> = Vec::new();
+    let mut most = 0;
+    let l = d.wait_for("5 failed tries of every check", TIMEOUT, || {
+        let names = thread_names(pid);
+        most = most.max(names.len());
+        for n in &names {
+            assert!(
+                DOCUMENTED_THREADS.contains(&n.as_str()),
+                "vigil has a thread docs/threads.md does not list: {n:?} (all: {names:?})"
+            );
+            if !seen.contains(n) {
+                seen.push(n.clone());
+            }
+        }
+        let l = log(&d);
+        checked
+            .iter()
+            .all(|c| failed_checks(&l, c) >= 5)
+            .then_some(l)
+    });
+    assert!(most <= DOCUMENTED_THREADS.len(), "{most} threads: {seen:?}");
+    seen.sort();
+    let mut want: Vec<String> = DOCUMENTED_THREADS.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(seen, want, "every documented thread was started");
+    assert!(
+        logged_ready(&l, "a"),
+        "tcp readiness through localhost: {l}"
+    );
+    assert!(
+        l.contains(&format!("cannot connect to localhost:{closed}: ")),
+        "{l}"
+    );
+    d.signal_vigil(libc::SIGTERM);
+    assert_eq!(d.wait_exit(TIMEOUT), 0, "{}", log(&d));
+}
+
 /// The shipped `config/examples/test-stack.toml`: real redis-server and a python HTTP
 /// service, each gated by readiness, then a test; vigil exits with the test's status.
 #[test]

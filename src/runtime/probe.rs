@@ -25,13 +25,35 @@
 //! - Consecutive failed health checks are counted here; the engine decides what they
 //!   mean.
 //!
+//! # Calls that can block: two helper threads, never more
+//!
+//! Two things a check needs have no non-blocking form: looking a host name up
+//! (`getaddrinfo`, for a `tcp` or `http` check that names a host) and a path's metadata
+//! (`stat`, for a `file` check; it blocks for as long as a hung NFS or FUSE mount wants).
+//! Neither runs on the loop's thread, and neither goes to tokio's blocking pool (up to 512
+//! threads, one more for every lookup that outlives its check). Each has one [`Lane`]: a
+//! thread (`vigil-resolve`, `vigil-stat`) started by its first job and a queue of at most
+//! [`LANE_QUEUE`] jobs. The loop only queues a job and awaits its answer, so the check's
+//! timeout bounds the try as before; a try that times out drops its answer, and a job
+//! nobody waits for any more is skipped (and pruned from the queue). A lane whose call
+//! hangs keeps its one thread: later tries queue behind it and fail by their timeout, or
+//! at once with a message saying why when the queue is full. The other lane, `exec`
+//! checks, IP addresses and everything else on the loop go on meanwhile. An IP address
+//! (`127.0.0.1:6379`, `[::1]:80`, `http://10.0.0.5/`) is never given to the resolver.
+//! The threads block every signal, so signals always reach the loop's thread. The whole
+//! list of vigil's threads is in docs/threads.md.
+//!
 //! Must never: wait for a process (only the reaper does), spawn with `tokio::process`,
-//! poll without a configured interval, or decide anything about supervision.
+//! poll without a configured interval, decide anything about supervision, block the loop
+//! on a lookup or a `stat`, start more than one thread per lane, or signal the process
+//! group of an `exec` check whose leader has been reaped (its group id may be reused).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -127,6 +149,8 @@ pub struct Probes {
     exec_pids: HashMap<Pid, oneshot::Sender<ExitStatus>>,
     runtime_dir: Option<PathBuf>,
     generation: u64,
+    /// The two helper threads' lanes and the OS calls they make, shared with the tasks.
+    helpers: Arc<Helpers>,
 }
 
 impl Default for Probes {
@@ -136,8 +160,14 @@ impl Default for Probes {
 }
 
 impl Probes {
-    /// No probes yet.
+    /// No probes yet (and no helper thread until a check needs one).
     pub fn new() -> Self {
+        Self::with_os(Arc::new(RealOs))
+    }
+
+    /// No probes yet, with `os` making the calls that can block or signal (tests pass a
+    /// fake).
+    fn with_os(os: Arc<dyn ProbeOs>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Probes {
             tx,
@@ -147,6 +177,11 @@ impl Probes {
             exec_pids: HashMap::new(),
             runtime_dir: None,
             generation: 0,
+            helpers: Arc::new(Helpers {
+                os,
+                resolver: Lane::new(LaneKind::Resolve, LANE_QUEUE),
+                stat: Lane::new(LaneKind::Stat, LANE_QUEUE),
+            }),
         }
     }
 
@@ -207,11 +242,18 @@ impl Probes {
         Ok(dir)
     }
 
-    /// Removes the runtime directory (at exit).
+    /// Stops every probe and removes the runtime directory (at exit, before the sweep).
+    ///
+    /// `exec` checks still running are SIGKILLed by group here, while their leaders are
+    /// known not to be reaped; the aborted tasks then find their exit channel closed and
+    /// signal nothing (the sweep reaps without telling [`Probes::exec_exited`]).
     pub fn cleanup(&mut self) {
         for (_, w) in self.watched.drain() {
             abort(w.task);
             abort(w.listener);
+        }
+        for (pid, _) in self.exec_pids.drain() {
+            self.helpers.os.kill_group(pid);
         }
         if let Some(d) = self.runtime_dir.take() {
             let _ = std::fs::remove_dir_all(d);
@@ -304,7 +346,8 @@ impl Probes {
         };
         if let Some(t) = timing.filter(|t| t.check.is_polled()) {
             let tx = self.tx.clone();
-            w.task = Some(tokio::spawn(poll(t, node, generation, tx)));
+            let helpers = self.helpers.clone();
+            w.task = Some(tokio::spawn(poll(t, node, generation, tx, helpers)));
         }
     }
 
@@ -391,7 +434,8 @@ impl Probes {
         self.exec_pids.contains_key(&pid)
     }
 
-    /// The reaper collected `pid`: when it is an `exec` check, completes it and returns true.
+    /// The reaper collected `pid` (still a zombie): when it is an `exec` check, completes
+    /// it and returns true. From here on the check's group is never signalled by a probe.
     pub fn exec_exited(&mut self, pid: Pid, status: ExitStatus) -> bool {
         match self.exec_pids.remove(&pid) {
             Some(tx) => {
@@ -421,13 +465,20 @@ struct Timing {
     until_passed: bool,
 }
 
-async fn poll(t: Timing, node: NodeId, generation: u64, tx: mpsc::UnboundedSender<Msg>) {
+async fn poll(
+    t: Timing,
+    node: NodeId,
+    generation: u64,
+    tx: mpsc::UnboundedSender<Msg>,
+    helpers: Arc<Helpers>,
+) {
     if !t.first.is_zero() {
         tokio::time::sleep(t.first).await;
     }
     loop {
         let started = tokio::time::Instant::now();
-        let result = match tokio::time::timeout(t.timeout, run_check(&t.check, node, &tx)).await {
+        let run = run_check(&t.check, node, &tx, &helpers);
+        let result = match tokio::time::timeout(t.timeout, run).await {
             Ok(r) => r,
             Err(_) => Err(format!(
                 "no answer within {}",
@@ -454,27 +505,36 @@ async fn run_check(
     check: &Check,
     node: NodeId,
     tx: &mpsc::UnboundedSender<Msg>,
+    helpers: &Helpers,
 ) -> Result<(), String> {
     match check {
-        Check::Tcp(addr) => tokio::net::TcpStream::connect(addr.as_str())
+        Check::Tcp(addr) => {
+            let fail = |e: &dyn std::fmt::Display| format!("cannot connect to {addr}: {e}");
+            let addrs = tcp_addrs(addr, helpers).await.map_err(|e| fail(&e))?;
+            tokio::net::TcpStream::connect(&addrs[..])
+                .await
+                .map(drop)
+                .map_err(|e| fail(&e))
+        }
+        Check::Http(url) => http_get(url, helpers).await,
+        Check::File(path) => helpers
+            .exists(path)
             .await
-            .map(drop)
-            .map_err(|e| format!("cannot connect to {addr}: {e}")),
-        Check::Http(url) => http_get(url).await,
-        Check::File(path) => match std::fs::metadata(path) {
-            Ok(_) => Ok(()),
-            Err(e) => Err(format!("{}: {e}", path.display())),
-        },
+            .map_err(|e| format!("{}: {e}", path.display())),
         Check::Exec(_) => {
             let (reply, answer) = oneshot::channel();
             tx.send(Msg::SpawnExec { node, reply })
                 .map_err(|_| "vigil is exiting".to_string())?;
             let (pid, exited) = answer.await.map_err(|_| "vigil is exiting".to_string())??;
-            // Killed by group if this future is dropped (the run's timeout, an Unwatch).
-            let mut guard = KillOnDrop(Some(pid));
-            let status = exited.await.map_err(|_| "vigil is exiting".to_string());
-            guard.0 = None;
-            match status? {
+            // Killed by group if this future is dropped first (the try's timeout, an
+            // Unwatch, the child's exit), unless it has been reaped meanwhile.
+            let mut run = ExecRun {
+                pid,
+                exited,
+                os: helpers.os.clone(),
+                finished: false,
+            };
+            match run.exit().await? {
                 ExitStatus::Code(0) => Ok(()),
                 other => Err(format!("check command {other}")),
             }
@@ -483,19 +543,57 @@ async fn run_check(
     }
 }
 
-/// SIGKILLs the process group of an `exec` check that is abandoned before it exits.
-struct KillOnDrop(Option<Pid>);
+/// The addresses of a `tcp` check's `host:port`, split as std splits it (at the last
+/// `:`); a name goes through the resolver thread, an IP address does not.
+async fn tcp_addrs(addr: &str, helpers: &Helpers) -> Result<Vec<SocketAddr>, String> {
+    if let Ok(a) = addr.parse::<SocketAddr>() {
+        return Ok(vec![a]);
+    }
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or("invalid socket address: expected host:port")?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("invalid port {port:?}"))?;
+    helpers.addrs(host, port).await
+}
 
-impl Drop for KillOnDrop {
+/// An `exec` check's process between its spawn and its exit status.
+///
+/// Dropped before the status arrived, it SIGKILLs the process group, but only while the
+/// leader is known not to be reaped: the reaper hands the status over (to `exited`, in
+/// [`Probes::exec_exited`]) while the leader is still a zombie and before it reaps it, on
+/// the loop's thread, where this is dropped too. So a status waiting in `exited` means
+/// "reaped, the group id may belong to someone else now", an empty open channel means
+/// "not reaped", and a closed one means vigil stopped tracking it ([`Probes::cleanup`]
+/// killed it then): only the second is signalled.
+struct ExecRun {
+    pid: Pid,
+    exited: oneshot::Receiver<ExitStatus>,
+    os: Arc<dyn ProbeOs>,
+    /// The status was received.
+    finished: bool,
+}
+
+impl ExecRun {
+    async fn exit(&mut self) -> Result<ExitStatus, String> {
+        let status = (&mut self.exited).await;
+        self.finished = true;
+        status.map_err(|_| "vigil is exiting".to_string())
+    }
+}
+
+impl Drop for ExecRun {
     fn drop(&mut self) {
-        if let Some(pid) = self.0.take() {
-            let _ = crate::os::sys::killpg(pid, Signal::KILL);
+        use tokio::sync::oneshot::error::TryRecvError;
+        if !self.finished && matches!(self.exited.try_recv(), Err(TryRecvError::Empty)) {
+            self.os.kill_group(self.pid);
         }
     }
 }
 
 /// One `GET` with hyper's HTTP/1 client; 2xx passes.
-async fn http_get(url: &str) -> Result<(), String> {
+async fn http_get(url: &str, helpers: &Helpers) -> Result<(), String> {
     use http_body_util::Empty;
     use hyper::body::Bytes;
     let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
@@ -504,9 +602,14 @@ async fn http_get(url: &str) -> Result<(), String> {
         .ok_or_else(|| format!("{url}: no host"))?
         .clone();
     let port = authority.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((authority.host().trim_matches(['[', ']']), port))
+    let fail = |e: &dyn std::fmt::Display| format!("cannot connect to {authority}: {e}");
+    let addrs = helpers
+        .addrs(authority.host().trim_matches(['[', ']']), port)
         .await
-        .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
+        .map_err(|e| fail(&e))?;
+    let stream = tokio::net::TcpStream::connect(&addrs[..])
+        .await
+        .map_err(|e| fail(&e))?;
     let io = hyper_util::rt::TokioIo::new(stream);
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
@@ -525,6 +628,289 @@ async fn http_get(url: &str) -> Result<(), String> {
     };
     conn.abort();
     result
+}
+
+// ---------------------------------------------------------------------------------------
+// Blocking calls, on two helper threads
+
+/// Jobs a lane holds at most (queued, not counting the one running): a try beyond that
+/// fails at once. Each process has at most one try in flight, and jobs of tries that
+/// timed out are pruned, so this fills only behind a call that hangs.
+pub const LANE_QUEUE: usize = 64;
+
+/// Stack of a helper thread: `getaddrinfo` with NSS modules needs some room; the pages
+/// are only address space until touched.
+const LANE_STACK: usize = 512 * 1024;
+
+/// What probes ask of the OS that can block (a name lookup, a `stat`) or signal (an
+/// `exec` check's group): the seam the unit tests replace with fakes.
+trait ProbeOs: Send + Sync + 'static {
+    /// `host`'s addresses with `port`, as std resolves `(host, port)` (`getaddrinfo`).
+    /// Runs on the `vigil-resolve` thread.
+    fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>>;
+    /// Whether `path`'s metadata can be read (symbolic links followed). Runs on the
+    /// `vigil-stat` thread.
+    fn metadata(&self, path: &Path) -> io::Result<()>;
+    /// SIGKILLs process group `pgid` (an `exec` check's). Runs on the loop's thread.
+    fn kill_group(&self, pgid: Pid);
+}
+
+/// The real calls.
+struct RealOs;
+
+impl ProbeOs for RealOs {
+    fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        use std::net::ToSocketAddrs;
+        Ok((host, port).to_socket_addrs()?.collect())
+    }
+
+    fn metadata(&self, path: &Path) -> io::Result<()> {
+        std::fs::metadata(path).map(drop)
+    }
+
+    fn kill_group(&self, pgid: Pid) {
+        let _ = crate::os::sys::killpg(pgid, Signal::KILL);
+    }
+}
+
+/// The OS calls of probes and the lanes that run the blocking ones, shared by [`Probes`]
+/// and its tasks.
+struct Helpers {
+    os: Arc<dyn ProbeOs>,
+    /// `getaddrinfo` for `tcp` and `http` checks that name a host.
+    resolver: Lane,
+    /// `stat` for `file` checks.
+    stat: Lane,
+}
+
+impl Helpers {
+    /// `host`'s addresses with `port`: an IP address as it is (the resolver never sees
+    /// it), a name looked up on the resolver thread.
+    async fn addrs(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        let os = self.os.clone();
+        let name = host.to_string();
+        self.resolver
+            .call(move || os.resolve(&name, port))
+            .await
+            .map_err(|e| format!("cannot look up {host:?}: {e}"))?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Whether `path` exists, asked on the stat thread.
+    async fn exists(&self, path: &Path) -> Result<(), String> {
+        let os = self.os.clone();
+        let owned = path.to_path_buf();
+        self.stat
+            .call(move || os.metadata(&owned))
+            .await?
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Which helper thread a lane has.
+#[derive(Clone, Copy, Debug)]
+enum LaneKind {
+    Resolve,
+    Stat,
+}
+
+impl LaneKind {
+    fn thread_name(self) -> &'static str {
+        match self {
+            LaneKind::Resolve => "vigil-resolve",
+            LaneKind::Stat => "vigil-stat",
+        }
+    }
+
+    /// Why a try fails when `waiting` jobs fill the queue.
+    fn full(self, waiting: usize) -> String {
+        match self {
+            LaneKind::Resolve => format!(
+                "{waiting} earlier lookups are queued behind one the resolver has not \
+                 answered, so this try fails at once; check the name servers \
+                 (/etc/resolv.conf) or give an IP address"
+            ),
+            LaneKind::Stat => format!(
+                "not checked: {waiting} earlier file checks are queued behind one the file \
+                 system has not answered (a hung NFS or FUSE mount?), so this try fails at \
+                 once; fix the mount or check a path on another file system"
+            ),
+        }
+    }
+
+    /// Why a try fails when the thread cannot be started.
+    fn no_thread(self, e: &io::Error) -> String {
+        match self {
+            LaneKind::Resolve => format!(
+                "cannot start the thread that looks host names up ({e}); raise the thread \
+                 limit (ulimit -u, the cgroup's pids.max) or give an IP address"
+            ),
+            LaneKind::Stat => format!(
+                "cannot start the thread that checks files ({e}); raise the thread limit \
+                 (ulimit -u, the cgroup's pids.max)"
+            ),
+        }
+    }
+}
+
+/// A job a lane's thread runs; skipped when nobody waits for its answer any more.
+trait Job: Send {
+    fn abandoned(&self) -> bool;
+    fn run(self: Box<Self>);
+}
+
+/// A call whose answer goes back through a oneshot channel.
+struct Call<F, T> {
+    f: F,
+    reply: oneshot::Sender<T>,
+}
+
+impl<F: FnOnce() -> T + Send, T: Send> Job for Call<F, T> {
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+
+    fn run(self: Box<Self>) {
+        let Call { f, reply } = *self;
+        // The try may have timed out meanwhile: the answer is then dropped.
+        let _ = reply.send(f());
+    }
+}
+
+/// One helper thread, started by the first job, and its bounded queue.
+///
+/// The loop holds the lock only to prune and push, the thread only to pop, so the loop
+/// never waits for a call. At most one thread per lane is ever alive: a new one starts
+/// only when the last has returned (which it does when the lane is dropped, or if a job
+/// panicked).
+struct Lane {
+    kind: LaneKind,
+    capacity: usize,
+    shared: Arc<LaneShared>,
+}
+
+struct LaneShared {
+    state: Mutex<LaneState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct LaneState {
+    jobs: VecDeque<Box<dyn Job>>,
+    /// The thread is alive (idle, or in a call that may never return).
+    running: bool,
+    /// The lane was dropped: the thread returns.
+    closed: bool,
+}
+
+impl LaneShared {
+    fn lock(&self) -> MutexGuard<'_, LaneState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Lane {
+    fn new(kind: LaneKind, capacity: usize) -> Lane {
+        Lane {
+            kind,
+            capacity,
+            shared: Arc::new(LaneShared {
+                state: Mutex::new(LaneState::default()),
+                wake: Condvar::new(),
+            }),
+        }
+    }
+
+    /// Runs `f` on the lane's thread and awaits its answer. Dropping the future abandons
+    /// the call: the answer, if it ever comes, is discarded.
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, String> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Box::new(Call { f, reply }))?;
+        answer.await.map_err(|_| {
+            format!(
+                "the {} thread ended without answering",
+                self.kind.thread_name()
+            )
+        })
+    }
+
+    /// Queues `job`, starting the thread if none is alive. Never blocks on the thread.
+    fn submit(&self, job: Box<dyn Job>) -> Result<(), String> {
+        let mut state = self.shared.lock();
+        state.jobs.retain(|j| !j.abandoned());
+        if state.jobs.len() >= self.capacity {
+            return Err(self.kind.full(state.jobs.len()));
+        }
+        if !state.running {
+            self.start().map_err(|e| self.kind.no_thread(&e))?;
+            state.running = true;
+        }
+        state.jobs.push_back(job);
+        drop(state);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    fn start(&self) -> io::Result<()> {
+        let shared = self.shared.clone();
+        // The thread inherits this mask: every signal blocked, so the kernel always
+        // delivers vigil's signals to the loop's thread, never to one stuck in a call.
+        let _blocked = crate::os::sys::BlockedSignals::all();
+        std::thread::Builder::new()
+            .name(self.kind.thread_name().into())
+            .stack_size(LANE_STACK)
+            .spawn(move || serve(&shared))
+            .map(drop)
+    }
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.closed = true;
+        state.jobs.clear();
+        drop(state);
+        self.shared.wake.notify_all();
+    }
+}
+
+/// A lane's thread: runs jobs in order, skipping abandoned ones, until the lane is dropped.
+fn serve(shared: &LaneShared) {
+    /// Marks the thread gone however it ends, so the next job may start another.
+    struct Gone<'a>(&'a LaneShared);
+    impl Drop for Gone<'_> {
+        fn drop(&mut self) {
+            self.0.lock().running = false;
+        }
+    }
+    let _gone = Gone(shared);
+    loop {
+        let job = {
+            let mut state = shared.lock();
+            loop {
+                if state.closed {
+                    return;
+                }
+                match state.jobs.pop_front() {
+                    Some(job) if job.abandoned() => {}
+                    Some(job) => break job,
+                    None => {
+                        state = shared
+                            .wake
+                            .wait(state)
+                            .unwrap_or_else(PoisonError::into_inner);
+                    }
+                }
+            }
+        };
+        job.run();
+    }
 }
 
 async fn read_notify_fd(
@@ -587,4 +973,487 @@ pub fn exec_spec(spec: &ProcessSpec, argv: &[String]) -> ProcessSpec {
     s.ready = None;
     s.health = None;
     s
+}
+
+#[cfg(test)]
+mod tests {
+    //! The helper lanes and the `exec` kill rule, with a fake [`ProbeOs`] whose lookups
+    //! and `stat`s block until the test opens a gate, on the test's current-thread
+    //! runtime (the loop's shape). Every wait is a predicate with a deadline.
+
+    use super::*;
+    use crate::spec::{Backoff, HealthSpec};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::thread::ThreadId;
+    use std::time::Instant;
+
+    /// Longest any wait of these tests may take; a fake call blocked longer returns anyway
+    /// (so a broken lane fails the test instead of hanging it).
+    const DEADLINE: Duration = Duration::from_secs(10);
+
+    /// A gate a fake call waits at until the test opens it.
+    struct Gate {
+        open: Mutex<bool>,
+        cv: Condvar,
+        /// Calls inside the gate right now.
+        inside: AtomicUsize,
+        /// A call gave up waiting after [`DEADLINE`].
+        gave_up: AtomicBool,
+    }
+
+    impl Gate {
+        fn new(open: bool) -> Gate {
+            Gate {
+                open: Mutex::new(open),
+                cv: Condvar::new(),
+                inside: AtomicUsize::new(0),
+                gave_up: AtomicBool::new(false),
+            }
+        }
+
+        fn pass(&self) {
+            self.inside.fetch_add(1, Ordering::SeqCst);
+            let open = self.open.lock().unwrap();
+            let (open, _) = self.cv.wait_timeout_while(open, DEADLINE, |o| !*o).unwrap();
+            if !*open {
+                self.gave_up.store(true, Ordering::SeqCst);
+            }
+            drop(open);
+            self.inside.fetch_sub(1, Ordering::SeqCst);
+        }
+
+        fn open(&self) {
+            *self.open.lock().unwrap() = true;
+            self.cv.notify_all();
+        }
+    }
+
+    /// One call the fake saw: what, its argument, and the thread it ran on.
+    #[derive(Clone, Debug)]
+    struct Seen {
+        what: &'static str,
+        arg: String,
+        thread: ThreadId,
+        thread_name: Option<String>,
+    }
+
+    struct Fake {
+        resolve_gate: Gate,
+        stat_gate: Gate,
+        /// What a lookup answers once through its gate.
+        answer: Mutex<Vec<SocketAddr>>,
+        seen: Mutex<Vec<Seen>>,
+        kills: Mutex<Vec<Pid>>,
+    }
+
+    impl Fake {
+        fn new(resolve_open: bool, stat_open: bool) -> Arc<Fake> {
+            Arc::new(Fake {
+                resolve_gate: Gate::new(resolve_open),
+                stat_gate: Gate::new(stat_open),
+                answer: Mutex::new(Vec::new()),
+                seen: Mutex::new(Vec::new()),
+                kills: Mutex::new(Vec::new()),
+            })
+        }
+
+        fn see(&self, what: &'static str, arg: String) {
+            let t = std::thread::current();
+            self.seen.lock().unwrap().push(Seen {
+                what,
+                arg,
+                thread: t.id(),
+                thread_name: t.name().map(str::to_owned),
+            });
+        }
+
+        fn seen(&self, what: &str) -> Vec<Seen> {
+            let seen = self.seen.lock().unwrap();
+            seen.iter().filter(|s| s.what == what).cloned().collect()
+        }
+
+        fn kills(&self) -> Vec<Pid> {
+            self.kills.lock().unwrap().clone()
+        }
+    }
+
+    impl ProbeOs for Fake {
+        fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+            self.see("resolve", format!("{host}:{port}"));
+            self.resolve_gate.pass();
+            Ok(self.answer.lock().unwrap().clone())
+        }
+
+        fn metadata(&self, path: &Path) -> io::Result<()> {
+            self.see("stat", path.display().to_string());
+            self.stat_gate.pass();
+            Ok(())
+        }
+
+        fn kill_group(&self, pgid: Pid) {
+            self.kills.lock().unwrap().push(pgid);
+        }
+    }
+
+    fn probes(fake: &Arc<Fake>) -> Probes {
+        Probes::with_os(fake.clone())
+    }
+
+    fn health(check: Check, interval_ms: u64, timeout_ms: u64) -> ProcessSpec {
+        ProcessSpec {
+            command: vec!["true".into()],
+            stop_signal: Signal::TERM,
+            leftovers: Default::default(),
+            success_exit_codes: vec![0],
+            env: vec![],
+            cwd: None,
+            user: None,
+            group: None,
+            backoff: Backoff::None,
+            ready: None,
+            health: Some(Box::new(HealthSpec {
+                check,
+                interval: Duration::from_millis(interval_ms),
+                timeout: Duration::from_millis(timeout_ms),
+                failures: 1000,
+            })),
+            output: Default::default(),
+        }
+    }
+
+    /// Waits (yielding to the runtime) until `f` holds; panics naming `what` after
+    /// [`DEADLINE`].
+    async fn until(what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// The next message of a probe task.
+    async fn next(probes: &mut Probes) -> Msg {
+        tokio::time::timeout(DEADLINE, probes.recv())
+            .await
+            .expect("a probe message within the deadline")
+    }
+
+    /// Results of polled checks per node, collected until `done` holds.
+    async fn collect(
+        probes: &mut Probes,
+        mut done: impl FnMut(&HashMap<NodeId, Vec<Result<(), String>>>) -> bool,
+    ) -> HashMap<NodeId, Vec<Result<(), String>>> {
+        let mut results: HashMap<NodeId, Vec<Result<(), String>>> = HashMap::new();
+        let deadline = Instant::now() + DEADLINE;
+        while !done(&results) {
+            assert!(Instant::now() < deadline, "timed out: {results:?}");
+            if let Msg::Checked { node, result, .. } = next(probes).await {
+                results.entry(node).or_default().push(result);
+            }
+        }
+        results
+    }
+
+    /// A listener on 127.0.0.1 that answers every request with an empty 200, from a
+    /// thread of its own, for as long as the test binary runs.
+    fn http_ok_server() -> SocketAddr {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        });
+        addr
+    }
+
+    fn passes(results: &HashMap<NodeId, Vec<Result<(), String>>>, node: NodeId) -> usize {
+        results
+            .get(&node)
+            .map_or(0, |r| r.iter().filter(|r| r.is_ok()).count())
+    }
+
+    fn failures(results: &HashMap<NodeId, Vec<Result<(), String>>>, node: NodeId) -> usize {
+        results
+            .get(&node)
+            .map_or(0, |r| r.iter().filter(|r| r.is_err()).count())
+    }
+
+    #[tokio::test]
+    async fn ip_addresses_never_reach_the_resolver_and_names_do_on_its_thread() {
+        let fake = Fake::new(true, true);
+        *fake.answer.lock().unwrap() = vec!["127.0.0.1:8080".parse().unwrap()];
+        let p = probes(&fake);
+        let h = &p.helpers;
+        for (addr, want) in [
+            ("127.0.0.1:6379", "127.0.0.1:6379"),
+            ("[::1]:5432", "[::1]:5432"),
+            ("::1:5432", "[::1]:5432"),
+        ] {
+            let got = tcp_addrs(addr, h).await.unwrap();
+            assert_eq!(got, vec![want.parse::<SocketAddr>().unwrap()], "{addr}");
+        }
+        for host in ["10.0.0.5", "::1", "fe80::1"] {
+            let got = h.addrs(host, 80).await.unwrap();
+            assert_eq!(got, vec![SocketAddr::new(host.parse().unwrap(), 80)]);
+        }
+        assert!(
+            fake.seen("resolve").is_empty(),
+            "{:?}",
+            fake.seen("resolve")
+        );
+
+        let got = tcp_addrs("localhost:8080", h).await.unwrap();
+        assert_eq!(got, vec!["127.0.0.1:8080".parse::<SocketAddr>().unwrap()]);
+        let seen = fake.seen("resolve");
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0].arg, "localhost:8080");
+        assert_eq!(seen[0].thread_name.as_deref(), Some("vigil-resolve"));
+        assert_ne!(seen[0].thread, std::thread::current().id());
+    }
+
+    #[tokio::test]
+    async fn a_hung_lookup_holds_one_thread_and_fails_tries_by_their_timeout() {
+        let server = http_ok_server();
+        let port = server.port();
+        let fake = Fake::new(false, true);
+        *fake.answer.lock().unwrap() = vec![server];
+        let mut p = probes(&fake);
+        let named: Vec<NodeId> = (1..=6).map(NodeId).collect();
+        for &n in &named {
+            let check = if n.0 % 2 == 0 {
+                Check::Http(format!("http://hung-{}.test:{port}/", n.0))
+            } else {
+                Check::Tcp(format!("hung-{}.test:{port}", n.0))
+            };
+            p.watch(n, 100 + n.0 as Pid, Probe::Health, &health(check, 20, 30));
+        }
+        let by_ip = NodeId(50);
+        let ip_check = Check::Tcp(format!("127.0.0.1:{port}"));
+        p.watch(by_ip, 150, Probe::Health, &health(ip_check, 20, 1000));
+
+        // Several intervals with the resolver hung: every try of a named check fails by
+        // its timeout, the IP check keeps passing, and one lookup is all that ever runs.
+        let results = collect(&mut p, |r| {
+            named.iter().all(|&n| failures(r, n) >= 3) && passes(r, by_ip) >= 3
+        })
+        .await;
+        for &n in &named {
+            for r in &results[&n] {
+                let e = r.as_ref().unwrap_err();
+                assert!(e.contains("no answer within"), "{e}");
+            }
+        }
+        assert_eq!(fake.resolve_gate.inside.load(Ordering::SeqCst), 1);
+        assert_eq!(fake.seen("resolve").len(), 1, "{:?}", fake.seen("resolve"));
+        assert!(p.helpers.resolver.shared.lock().jobs.len() <= named.len());
+
+        // The resolver answers again: the queued tries go through, still on that thread.
+        fake.resolve_gate.open();
+        collect(&mut p, |r| named.iter().all(|&n| passes(r, n) >= 1)).await;
+        let seen = fake.seen("resolve");
+        assert!(seen.len() > named.len(), "{seen:?}");
+        assert!(seen.iter().all(|s| s.thread == seen[0].thread), "{seen:?}");
+        assert_eq!(seen[0].thread_name.as_deref(), Some("vigil-resolve"));
+        assert!(!fake.resolve_gate.gave_up.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_hung_stat_stops_neither_other_checks_nor_signals() {
+        use crate::runtime::signals::Signals;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fake = Fake::new(true, false);
+        let mut p = probes(&fake);
+        let file = NodeId(1);
+        let tcp = NodeId(2);
+        let hung = Check::File("/mnt/hung/ready".into());
+        p.watch(file, 101, Probe::Health, &health(hung, 20, 30));
+        let ip = Check::Tcp(listener.local_addr().unwrap().to_string());
+        p.watch(tcp, 102, Probe::Health, &health(ip, 20, 1000));
+        // A real-time signal nothing else in this test binary uses.
+        let sig = Signal(libc::SIGRTMIN() + 9);
+        let mut signals = Signals::new(&[sig]).unwrap();
+        let me = std::process::id() as Pid;
+
+        let mut results: HashMap<NodeId, Vec<Result<(), String>>> = HashMap::new();
+        let mut signalled = false;
+        let mut got_signal = false;
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while !(got_signal && failures(&results, file) >= 3 && passes(&results, tcp) >= 3) {
+            if !signalled && failures(&results, file) >= 1 {
+                // The stat is stuck by now: a signal must still get through.
+                crate::os::sys::kill(me, sig).unwrap();
+                signalled = true;
+            }
+            tokio::select! {
+                msg = p.recv() => if let Msg::Checked { node, result, .. } = msg {
+                    results.entry(node).or_default().push(result);
+                },
+                s = signals.recv() => {
+                    assert_eq!(s.unwrap(), sig);
+                    got_signal = true;
+                }
+                () = tokio::time::sleep_until(deadline) => panic!("timed out: {results:?}"),
+            }
+        }
+        for r in &results[&file] {
+            let e = r.as_ref().unwrap_err();
+            assert!(e.starts_with("no answer within"), "{e}");
+        }
+        // All of that happened while the one stat was still stuck, on its own thread.
+        assert_eq!(fake.stat_gate.inside.load(Ordering::SeqCst), 1);
+        assert!(!fake.stat_gate.gave_up.load(Ordering::SeqCst));
+        let seen = fake.seen("stat");
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0].thread_name.as_deref(), Some("vigil-stat"));
+
+        fake.stat_gate.open();
+        collect(&mut p, |r| passes(r, file) >= 1).await;
+    }
+
+    #[tokio::test]
+    async fn a_full_lane_refuses_at_once_and_prunes_abandoned_jobs() {
+        let lane = Arc::new(Lane::new(LaneKind::Stat, 2));
+        let gate = Arc::new(Gate::new(false));
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let job = |id: u32| {
+            let (gate, ran) = (gate.clone(), ran.clone());
+            move || {
+                ran.lock().unwrap().push(id);
+                gate.pass();
+                id
+            }
+        };
+        let spawn = |id: u32| {
+            let (lane, f) = (lane.clone(), job(id));
+            tokio::spawn(async move { lane.call(f).await })
+        };
+        let queued = |lane: &Lane| lane.shared.lock().jobs.len();
+        let a = spawn(1);
+        until("job 1 running", || gate.inside.load(Ordering::SeqCst) == 1).await;
+        let b = spawn(2);
+        let c = spawn(3);
+        until("jobs 2 and 3 queued", || queued(&lane) == 2).await;
+
+        let refused = lane.call(job(4)).await.unwrap_err();
+        assert!(
+            refused.starts_with("not checked: 2 earlier file checks are queued behind one"),
+            "{refused}"
+        );
+        assert!(refused.contains("hung NFS or FUSE mount"), "{refused}");
+
+        // A try that gave up frees its place.
+        b.abort();
+        assert!(b.await.unwrap_err().is_cancelled());
+        let e = spawn(5);
+        until("job 5 queued in 2's place", || {
+            let state = lane.shared.lock();
+            state.jobs.len() == 2 && !state.jobs.iter().any(|j| j.abandoned())
+        })
+        .await;
+
+        gate.open();
+        assert_eq!(a.await.unwrap(), Ok(1));
+        assert_eq!(c.await.unwrap(), Ok(3));
+        assert_eq!(e.await.unwrap(), Ok(5));
+        assert_eq!(
+            *ran.lock().unwrap(),
+            vec![1, 3, 5],
+            "2 was abandoned, 4 refused"
+        );
+    }
+
+    /// Watches `node` (pid 4242) with an `exec` health check and answers its spawn with
+    /// `exec_pid`; returns once the check awaits that process's exit.
+    async fn exec_check_running(fake: &Arc<Fake>, p: &mut Probes, exec_pid: Pid) {
+        let spec = health(Check::Exec(vec!["true".into()]), 1, 10_000);
+        p.watch(NodeId(1), 4242, Probe::Health, &spec);
+        match next(p).await {
+            Msg::SpawnExec { node, reply } => {
+                assert_eq!(node, NodeId(1));
+                let exited = p.register_exec(exec_pid);
+                reply.send(Ok((exec_pid, exited))).unwrap();
+            }
+            other => panic!("expected SpawnExec, got {other:?}"),
+        }
+        // The running check holds one more reference to the OS (test, helpers, it).
+        until("the check awaiting its exit", || {
+            Arc::strong_count(fake) == 3
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn an_exec_check_reaped_before_its_task_is_dropped_is_never_signalled() {
+        let fake = Fake::new(true, true);
+        let mut p = probes(&fake);
+        exec_check_running(&fake, &mut p, 7001).await;
+        // One drain of the reaper: the check's exit, then its process's (which aborts
+        // the check's task before it has seen the status).
+        assert!(p.exec_exited(7001, ExitStatus::Code(0)));
+        p.child_exited(4242);
+        until("the check's task dropped", || Arc::strong_count(&fake) == 2).await;
+        assert_eq!(
+            fake.kills(),
+            Vec::<Pid>::new(),
+            "a reaped group was signalled"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_exec_check_abandoned_before_its_exit_is_killed_once() {
+        let fake = Fake::new(true, true);
+        let mut p = probes(&fake);
+        exec_check_running(&fake, &mut p, 7002).await;
+        p.unwatch(NodeId(1));
+        until("the check's task dropped", || Arc::strong_count(&fake) == 2).await;
+        assert_eq!(fake.kills(), vec![7002]);
+        // Its exit is still the check's (not an orphan), and nothing is signalled again.
+        assert!(p.exec_exited(7002, ExitStatus::Signaled(Signal::KILL)));
+        assert_eq!(fake.kills(), vec![7002]);
+    }
+
+    #[tokio::test]
+    async fn cleanup_kills_running_exec_checks_and_their_aborted_tasks_do_not_again() {
+        let fake = Fake::new(true, true);
+        let mut p = probes(&fake);
+        exec_check_running(&fake, &mut p, 7003).await;
+        p.cleanup();
+        assert_eq!(
+            fake.kills(),
+            vec![7003],
+            "killed while known to be unreaped"
+        );
+        // The sweep may reap it now without telling the probes; the task, dropped later,
+        // must not signal the group again.
+        until("the check's task dropped", || Arc::strong_count(&fake) == 2).await;
+        assert_eq!(fake.kills(), vec![7003]);
+        assert!(!p.exec_exited(7003, ExitStatus::Signaled(Signal::KILL)));
+    }
+
+    #[tokio::test]
+    async fn an_exec_check_that_exits_in_time_passes_and_signals_nothing() {
+        let fake = Fake::new(true, true);
+        let mut p = probes(&fake);
+        exec_check_running(&fake, &mut p, 7004).await;
+        assert!(p.exec_exited(7004, ExitStatus::Code(0)));
+        match next(&mut p).await {
+            Msg::Checked { result, .. } => assert_eq!(result, Ok(())),
+            other => panic!("expected Checked, got {other:?}"),
+        }
+        p.unwatch(NodeId(1));
+        until("the check's task dropped", || Arc::strong_count(&fake) == 2).await;
+        assert_eq!(fake.kills(), Vec::<Pid>::new());
+    }
 }
