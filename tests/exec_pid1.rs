@@ -174,11 +174,9 @@ fn orphan_storms_never_hang_vigil() {
             assert_eq!(code, 5, "run {}", batch * PARALLEL + i);
         }
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(45),
-        "{RUNS} runs took {:?}",
-        started.elapsed()
-    );
+    // No run hung (each has TIMEOUT above). The total is printed, not asserted: speed is
+    // measured by the benchmarks, and a timed assertion fails on a loaded machine.
+    eprintln!("{RUNS} runs took {:?}", started.elapsed());
 }
 
 #[test]

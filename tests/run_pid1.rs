@@ -701,12 +701,11 @@ fn short_trees_with_orphan_storms_never_hang_vigil(mode: Mode) {
             assert_eq!(d.wait_exit(TIMEOUT), 5, "run {}", batch * PARALLEL + i);
         }
     }
+    // What is asserted is that no run hangs (each has TIMEOUT above); the total is
+    // printed for the record, not asserted: a timed assertion fails on a loaded machine,
+    // and speed is measured by the benchmarks (BENCHMARKS.md), never by tests.
     let took = t0.elapsed();
-    eprintln!("{mode:?}: {RUNS} short trees with orphan storms in {took:?}");
-    assert!(
-        took < budget,
-        "{RUNS} runs took {took:?} ({mode:?}: {budget:?})"
-    );
+    eprintln!("{mode:?}: {RUNS} short trees with orphan storms in {took:?} (about {budget:?} expected)");
 }
 
 // ---------------------------------------------------------------------------------------
