@@ -207,10 +207,15 @@ async fn run(
         sys::reclaim_terminal_foreground();
     }
 
-    let report = sweep::sweep(&mut signals, args.grace, &mut |pid, st| {
-        orphans += 1;
-        debug!(pid, status = %st, "reaped descendant");
-    })
+    let report = sweep::sweep(
+        &mut signals,
+        args.grace,
+        sweep::KILL_WAIT,
+        &mut |pid, st| {
+            orphans += 1;
+            debug!(pid, status = %st, "reaped descendant");
+        },
+    )
     .await;
     debug!(
         orphans,

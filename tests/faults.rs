@@ -1350,3 +1350,62 @@ fn memory_cgroup_oom_kills_the_hog_not_vigil() {
     assert_eq!(status_node(&st, "steady")["restarts"], 0);
     stop_clean(&mut d);
 }
+
+/// Issue 13, finding 7: a child SIGKILL cannot end (frozen by the cgroup v1 freezer: it
+/// dies only once thawed) no longer holds vigil for ever. With `shutdown_timeout = "1s"`,
+/// vigil SIGKILLs it at 1 s, abandons it 1 s later with its pid, state and wait channel in
+/// the log, and exits. Before, vigil waited for ever whatever the timeout said.
+#[test]
+fn an_unkillable_child_does_not_hold_vigil_past_shutdown_timeout() {
+    let test = "an_unkillable_child_does_not_hold_vigil_past_shutdown_timeout";
+    let Some(cg) = Cgroup::new("freezer", test) else {
+        skip_or_fail_on_ci(
+            test,
+            "no cgroup freezer can be made here (needs root and the freezer controller)",
+            "the test freezes a child so that SIGKILL cannot end it",
+            "run as root on a host with the cgroup v1 freezer (or v2 cgroup.freeze)",
+        );
+        return;
+    };
+    let dir = TestDir::new();
+    let toml = format!(
+        "shutdown_timeout = \"1s\"\nchildren = [\"stuck\"]\n{}",
+        process(
+            &dir,
+            "stuck",
+            &["--on-term", "ignore"],
+            "shutdown = \"30s\""
+        )
+    );
+    let mut d = run_tree(&dir, &toml);
+    let ev = dir.wait_events("stuck to start", TIMEOUT, |e| {
+        e.count("START", "stuck") == 1
+    });
+    let pid = ev.starts("stuck")[0];
+    cg.add(pid);
+    // v1: freezer.state; v2: cgroup.freeze.
+    let v1 = cg.path.join("freezer.state").exists();
+    if v1 {
+        cg.set("freezer.state", "FROZEN");
+    } else {
+        cg.set("cgroup.freeze", "1");
+    }
+    let t0 = Instant::now();
+    d.signal_vigil(libc::SIGTERM);
+    let code = d.wait_exit(Duration::from_secs(15));
+    let took = t0.elapsed();
+    // Thaw: the pending SIGKILL then ends it.
+    if v1 {
+        cg.set("freezer.state", "THAWED");
+    } else {
+        cg.set("cgroup.freeze", "0");
+    }
+    try_wait_for(TIMEOUT, || (!is_alive(pid)).then_some(()));
+    assert_eq!(code, 0, "{}", log(&d));
+    assert!(
+        took < Duration::from_secs(5),
+        "exited after {took:?}\n{}",
+        log(&d)
+    );
+    assert!(log(&d).contains("abandoned"), "{}", log(&d));
+}

@@ -59,6 +59,24 @@ fn parse_stat(text: &str) -> Option<Stat> {
     })
 }
 
+/// Why `pid` may still be alive after SIGKILL: its state letter (`D` uninterruptible
+/// sleep, `T` stopped by a frozen cgroup ...) and the kernel function it waits in
+/// (`/proc/PID/wchan`); `?` for what cannot be read.
+pub fn why_alive(pid: Pid) -> (String, String) {
+    let state = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|t| {
+            let rest = &t[t.rfind(')')? + 1..];
+            rest.split_ascii_whitespace().next().map(str::to_string)
+        })
+        .unwrap_or_else(|| "?".into());
+    let wchan = fs::read_to_string(format!("/proc/{pid}/wchan"))
+        .ok()
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "?".into());
+    (state, wchan)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -225,9 +225,13 @@ pub struct SweepReport {
 /// meanwhile are logged and dropped. If the signals cannot be read, what is left gets
 /// SIGKILL and the sweep returns without waiting. Every exit reaped is passed to
 /// `on_exit`. Must run inside the tokio runtime (it uses its timer).
+///
+/// `wait_cap` bounds the wait after SIGKILL below [`KILL_WAIT`] (`vigil run` passes what
+/// is left of `shutdown_timeout`, so that the timeout is a promise).
 pub async fn sweep(
     signals: &mut Signals,
     grace: Duration,
+    wait_cap: Duration,
     on_exit: &mut dyn FnMut(Pid, ExitStatus),
 ) -> SweepReport {
     let mut report = SweepReport::default();
@@ -297,7 +301,7 @@ pub async fn sweep(
     // Phase 2: SIGKILL whatever is left, again on every SIGCHLD for processes forked
     // meanwhile, until no child is left or KILL_WAIT has passed.
     let mut killed: HashSet<Pid> = HashSet::new();
-    let wait = kill_wait();
+    let wait = kill_wait().min(wait_cap);
     let deadline = tokio::time::Instant::now() + wait;
     let mut kill_fresh = |report: &mut SweepReport, refused: &mut HashSet<Pid>| {
         let targets = descendants();

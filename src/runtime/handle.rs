@@ -430,6 +430,20 @@ impl Loop {
                 pid,
                 "a leftover did not stop within the grace; sent SIGKILL"
             ),
+            Event::Abandoned { pids } => {
+                for (node, pid) in pids {
+                    let (state, wchan) = crate::os::procfs::why_alive(pid);
+                    error!(
+                        child = %self.name(node),
+                        pid,
+                        state = %state,
+                        wchan = %wchan,
+                        "SIGKILL did not end it within {}; abandoned (stuck in the kernel: \
+                         uninterruptible sleep or a frozen cgroup), vigil exits without it",
+                        humanize(crate::core::KILL_WAIT)
+                    );
+                }
+            }
             Event::StopRepeated { signal, ignored } => {
                 if ignored {
                     info!(

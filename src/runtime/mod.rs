@@ -153,7 +153,10 @@ pub async fn run(
         })
     };
     let grace = left(SWEEP_GRACE);
-    sweep::sweep(&mut signals, grace, &mut |pid, status| {
+    // After SIGKILL, wait for the dead to be reaped within what is left of the timeout
+    // (at least a moment, so that what SIGKILL ends is reaped, not left to the kernel).
+    let wait_cap = left(sweep::KILL_WAIT).max(Duration::from_millis(100));
+    sweep::sweep(&mut signals, grace, wait_cap, &mut |pid, status| {
         debug!(pid, %status, "reaped during sweep");
     })
     .await;

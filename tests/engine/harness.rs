@@ -21,6 +21,8 @@ pub enum OnStop {
     Ignore,
     /// Exits with this status after this long.
     After(Duration, ExitStatus),
+    /// Not even SIGKILL ends it (uninterruptible sleep, a frozen cgroup).
+    Unkillable,
 }
 
 /// A script for one child name.
@@ -298,6 +300,7 @@ impl Sim {
                 }
                 let on_stop = self.scripts.get(&name).map_or(OnStop::Die, |b| b.on_stop);
                 match (signal, on_stop) {
+                    (_, OnStop::Unkillable) => {}
                     (Signal::KILL, _) | (_, OnStop::Die) => {
                         self.schedule_exit(pid, Duration::ZERO, ExitStatus::Signaled(signal))
                     }

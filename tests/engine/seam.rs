@@ -204,3 +204,52 @@ health = { tcp = "127.0.0.1:1", interval = "1s", failures = 3 }
     sim.not_ready("a");
     assert_eq!(sim.count("TERM a"), 1, "three in a row: {}", sim.dump());
 }
+
+/// Issue 13, finding 7: a process SIGKILL does not end is abandoned `KILL_WAIT` after the
+/// SIGKILL, so `shutdown_timeout` is a promise (before, the root waited for ever).
+#[test]
+fn an_unkillable_process_is_abandoned_after_the_kill_wait() {
+    use super::harness::OnStop;
+    let cfg = r#"
+shutdown_timeout = "2s"
+children = ["a", "b"]
+[process.a]
+command = ["x"]
+shutdown = "10s"
+[process.b]
+command = ["x"]
+"#;
+    let mut sim = Sim::new(cfg)
+        .with("a", Behaviour::default().on_stop(OnStop::Unkillable))
+        .start();
+    sim.stop();
+    assert_eq!(sim.run_to_exit(), 0);
+    assert_eq!(sim.times_of("KILL a"), vec![2_000], "{}", sim.dump());
+    assert_eq!(sim.times_of("EXIT 0"), vec![3_000], "{}", sim.dump());
+    let abandoned = sim
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::Abandoned { pids } if pids.len() == 1));
+    assert!(abandoned, "{}", sim.dump());
+}
+
+/// The same without a timeout: a repeated stop signal (or SIGQUIT) kills, and the root
+/// gives up waiting `KILL_WAIT` later.
+#[test]
+fn a_repeated_stop_signal_does_not_wait_for_ever_on_an_unkillable_process() {
+    use super::harness::OnStop;
+    let cfg = r#"
+children = ["a"]
+[process.a]
+command = ["x"]
+shutdown = "infinity"
+"#;
+    let mut sim = Sim::new(cfg)
+        .with("a", Behaviour::default().on_stop(OnStop::Unkillable))
+        .start();
+    sim.stop();
+    sim.run_ms(1_500);
+    sim.stop();
+    assert_eq!(sim.run_to_exit(), 0);
+    assert_eq!(sim.times_of("EXIT 0"), vec![2_500], "{}", sim.dump());
+}

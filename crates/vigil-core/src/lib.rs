@@ -41,6 +41,6 @@ mod time;
 
 pub use engine::{
     Action, Command, ControlError, DAEMONIZE_HINT, Done, End, Engine, Event, ExitReason, Input,
-    NodeView, Pid, Probe, REPEAT_WINDOW, State, Token, Unready,
+    KILL_WAIT, NodeView, Pid, Probe, REPEAT_WINDOW, State, Token, Unready,
 };
 pub use time::Time;

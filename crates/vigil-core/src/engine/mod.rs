@@ -40,6 +40,13 @@ pub type Pid = i32;
 /// repeat after this window (a person pressing Ctrl-C again) means "kill what is left".
 pub const REPEAT_WINDOW: Duration = Duration::from_secs(1);
 
+/// How long the root waits for its processes to die once it has SIGKILLed them all (a
+/// repeated stop signal, SIGQUIT, or `shutdown_timeout` passed). A process that SIGKILL
+/// does not end in that time (uninterruptible sleep, a frozen cgroup) is abandoned:
+/// [`Event::Abandoned`] names it and vigil exits anyway, so `shutdown_timeout` is a
+/// promise.
+pub const KILL_WAIT: Duration = Duration::from_secs(1);
+
 /// A process that exits 0 this soon after its start, leaving processes behind, most
 /// likely daemonized: the log says so, with the fix.
 pub const DAEMONIZE_HINT: Duration = Duration::from_secs(1);
@@ -348,6 +355,12 @@ pub enum Event {
         /// The leftover.
         pid: Pid,
     },
+    /// The root gave up waiting for processes that SIGKILL did not end within
+    /// [`KILL_WAIT`]; vigil finishes without them.
+    Abandoned {
+        /// The processes still alive, with their nodes.
+        pids: Vec<(NodeId, Pid)>,
+    },
     /// A stop signal arrived while vigil was already stopping.
     StopRepeated {
         /// The signal.
@@ -496,6 +509,8 @@ enum Timer {
     ReadyDeadline(NodeId),
     /// A leftover's grace has passed.
     KillLeftover(Pid),
+    /// [`KILL_WAIT`] has passed since the whole tree was SIGKILLed.
+    Abandon,
 }
 
 #[derive(Debug)]
@@ -553,6 +568,8 @@ pub struct Engine {
     strays: HashMap<Pid, NodeId>,
     /// The first stop signal and when it came (for [`REPEAT_WINDOW`] and the exit code).
     stop_request: Option<(Time, Signal)>,
+    /// When the root gives up waiting for what it SIGKILLed ([`KILL_WAIT`] after it).
+    abandon_at: Option<Time>,
     /// Leftovers being stopped: the process whose exit left them, and when SIGKILL
     /// follows. Bounded by the processes that exist (an entry goes when it is reaped).
     leftovers: HashMap<Pid, Leftover>,
@@ -608,6 +625,7 @@ impl Engine {
             strays: HashMap::new(),
             stop_request: None,
             leftovers: HashMap::new(),
+            abandon_at: None,
         }
     }
 
@@ -653,7 +671,7 @@ impl Engine {
                 if !self.stopping {
                     self.begin_stopping(now);
                 }
-                self.kill_subtree(NodeId::ROOT, End::Stopped);
+                self.kill_tree(End::Stopped, now);
             }
             Input::Tick | Input::Control { .. } => {}
             Input::Ready { node } => self.on_ready(node),
@@ -1333,7 +1351,7 @@ impl Engine {
                     if !self.stopping {
                         self.begin_stopping(now);
                     }
-                    self.kill_subtree(NodeId::ROOT, End::Stopped);
+                    self.kill_tree(End::Stopped, now);
                 }
             }
         }
@@ -1363,6 +1381,38 @@ impl Engine {
         sup.program = children.into_iter().rev().map(Step::Terminate).collect();
         sup.program.push_back(Step::Finish(end));
         self.ready.push_back(s);
+    }
+
+    /// SIGKILL every process of the tree at once; the root finishes once all are dead, or
+    /// [`KILL_WAIT`] later without those SIGKILL did not end.
+    fn kill_tree(&mut self, end: End, now: Time) {
+        self.kill_subtree(NodeId::ROOT, end);
+        if self.abandon_at.is_none() && !self.finished {
+            let at = now + KILL_WAIT;
+            self.abandon_at = Some(at);
+            self.timers.push(Reverse((at, Timer::Abandon)));
+        }
+    }
+
+    /// The root stops waiting for processes SIGKILL did not end: they are named, and the
+    /// root finishes without them (the runtime's sweep is bounded the same way).
+    fn abandon(&mut self) {
+        if self.sup(NodeId::ROOT).waiting != Some(Wait::SubtreeDead) {
+            return;
+        }
+        let mut pids: Vec<(NodeId, Pid)> = self.pids.iter().map(|(&p, &n)| (n, p)).collect();
+        pids.sort_unstable_by_key(|&(_, p)| p);
+        self.events.push_back(Event::Abandoned { pids });
+        let end = match self.sup(NodeId::ROOT).program.back() {
+            Some(Step::Finish(e)) => *e,
+            _ => End::Stopped,
+        };
+        self.sup_mut(NodeId::ROOT).waiting = None;
+        self.sup_mut(NodeId::ROOT).program.clear();
+        self.sup_mut(NodeId::ROOT)
+            .program
+            .push_back(Step::Finish(end));
+        self.ready.push_back(NodeId::ROOT);
     }
 
     /// SIGKILL every process under `s` at once; `s` finishes with `end` once all are dead.
@@ -1555,8 +1605,9 @@ impl Engine {
             }
             Timer::StopDeadline => {
                 // `stop_deadline` stays set: the runtime bounds its final sweep by it.
-                self.kill_subtree(NodeId::ROOT, End::Stopped);
+                self.kill_tree(End::Stopped, at);
             }
+            Timer::Abandon => self.abandon(),
         }
         true
     }
@@ -1575,6 +1626,7 @@ impl Engine {
                 Status::Restarting { at: a } if a == at
             ),
             Timer::StopDeadline => self.stop_deadline == Some(at),
+            Timer::Abandon => self.abandon_at == Some(at),
             Timer::ReadyDeadline(c) => self.ready_deadline_valid(c, at),
             Timer::KillLeftover(pid) => self
                 .leftovers
