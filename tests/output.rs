@@ -191,7 +191,9 @@ fn output_of_a_grandchild_after_the_child_exited_arrives() {
             "--exit-after",
             "0",
         ],
-        "output = \"prefix\"\nrestart = \"temporary\"",
+        // Kept: the grandchild must outlive its parent to write late (by default it is
+        // stopped as a leftover when the parent exits).
+        "output = \"prefix\"\nrestart = \"temporary\"\nleftovers = \"keep\"",
     ) + &process(&dir, "keep", &[], "output = \"prefix\"");
     let config = dir.write(
         "vigil.toml",
