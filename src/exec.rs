@@ -120,6 +120,8 @@ async fn run(
         cwd: None,
         user: None,
         group: None,
+        no_new_privileges: false,
+        capabilities: None,
         output: Default::default(),
         backoff: Backoff::None,
         ready: None,

@@ -19,11 +19,12 @@ use toml::de::{DeTable, DeValue};
 
 use super::toolkit::{
     Field, boolean, choice, command, describe, duration, entries, integer, join, nonempty_string,
-    number, parse_duration, quote, section, table, type_error, unknown_key, value_text,
+    number, parse_duration, quote, section, suggest, table, type_error, unknown_key, value_text,
 };
 use super::{Cx, ops};
 use crate::spec::{
-    AutoShutdown, Backoff, Leftovers, Ops, Output, ROOT_NAME, Restart, Shutdown, Signal, Strategy,
+    AutoShutdown, Backoff, CAPABILITY_NAMES, CapSet, Leftovers, Ops, Output, ROOT_NAME, Restart,
+    Shutdown, Signal, Strategy,
 };
 
 /// One entry of a `children` list.
@@ -81,6 +82,8 @@ pub(crate) struct RawProcess {
     pub cwd: Field<PathBuf>,
     pub user: Field<String>,
     pub group: Field<String>,
+    pub no_new_privileges: Field<bool>,
+    pub capabilities: Field<CapSet>,
     pub backoff: Field<Backoff>,
     pub ready: Field<crate::spec::ReadySpec>,
     pub health: Field<crate::spec::HealthSpec>,
@@ -141,6 +144,8 @@ pub(super) const PROCESS_KEYS: &[&str] = &[
     "cwd",
     "user",
     "group",
+    "no_new_privileges",
+    "capabilities",
     "backoff",
     "ready",
     "health",
@@ -307,6 +312,8 @@ impl RawProcess {
             cwd: Field::Missing,
             user: Field::Missing,
             group: Field::Missing,
+            no_new_privileges: Field::Missing,
+            capabilities: Field::Missing,
             backoff: Field::Missing,
             ready: Field::Missing,
             health: Field::Missing,
@@ -333,6 +340,8 @@ impl RawProcess {
                 }
                 "user" => p.user = id(cx, &path, v, "user"),
                 "group" => p.group = id(cx, &path, v, "group"),
+                "no_new_privileges" => p.no_new_privileges = boolean(cx, &path, v),
+                "capabilities" => p.capabilities = capabilities(cx, &path, v),
                 "backoff" => p.backoff = backoff(cx, &path, v),
                 "ready" => p.ready = super::probe::ready(cx, &path, v),
                 "health" => p.health = super::probe::health(cx, &path, v),
@@ -604,6 +613,74 @@ fn id(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>, what: &str) -> Fiel
             type_error(cx, path, v, &format!("a {what} name or numeric id"), None);
             Field::Bad
         }
+    }
+}
+
+/// `capabilities = ["CAP_NET_BIND_SERVICE", "chown"]`: Linux capability names, with or
+/// without `CAP_`, in any case; `[]` keeps none.
+fn capabilities(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Field<CapSet> {
+    const FORM: &str = "e.g. capabilities = [\"CAP_NET_BIND_SERVICE\"]; [] keeps none";
+    let DeValue::Array(items) = v.get_ref() else {
+        type_error(
+            cx,
+            path,
+            v,
+            "an array of capability names",
+            Some(FORM.into()),
+        );
+        return Field::Bad;
+    };
+    let mut set = CapSet::EMPTY;
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        let DeValue::String(name) = item.get_ref() else {
+            type_error(
+                cx,
+                &p,
+                item,
+                "a capability name (string)",
+                Some(FORM.into()),
+            );
+            ok = false;
+            continue;
+        };
+        match CapSet::parse_name(name) {
+            Some(cap) => set = set.with(cap),
+            None => {
+                let upper = name.to_ascii_uppercase();
+                let prefixed = upper.starts_with("CAP_");
+                let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+                let hint = match suggest(bare, CAPABILITY_NAMES.iter().copied()) {
+                    Some(s) => {
+                        let s = if prefixed {
+                            format!("CAP_{s}")
+                        } else {
+                            s.to_string()
+                        };
+                        format!(
+                            "did you mean {}? see capabilities(7) for the names",
+                            quote(&s)
+                        )
+                    }
+                    _ => "use a Linux capability name such as \"CAP_NET_BIND_SERVICE\" or \
+                          \"NET_BIND_SERVICE\"; see capabilities(7)"
+                        .to_string(),
+                };
+                cx.error(
+                    item.span().start,
+                    &p,
+                    format!("unknown capability {}", quote(name)),
+                    Some(hint),
+                );
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        Field::Set(set, v.span().start)
+    } else {
+        Field::Bad
     }
 }
 

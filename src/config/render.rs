@@ -125,6 +125,18 @@ fn details(n: &Node) -> Vec<String> {
                     .as_deref()
                     .map_or_else(|| "(inherited)".into(), quote),
             ));
+            // Only when set: the defaults (vigil's own capabilities, no_new_privs unset)
+            // depend on how vigil itself was started.
+            if p.no_new_privileges || p.capabilities.is_some() {
+                let caps = p.capabilities.map_or_else(
+                    || "(inherited)".to_string(),
+                    |c| format!("[{}]", c.names().join(", ")),
+                );
+                lines.push(format!(
+                    "no_new_privileges: {}, capabilities: {caps}",
+                    p.no_new_privileges
+                ));
+            }
             if let Some(r) = &p.ready {
                 let every = if r.check.is_polled() {
                     format!(", every {}", humanize(r.interval))

@@ -582,6 +582,90 @@ fn durations_have_an_upper_bound_r2() {
     );
 }
 
+/// `no_new_privileges` and `capabilities`: read and shown by `vigil check`; capability
+/// names with or without `CAP_`, in any case; a typo gets a suggestion; `[]` keeps none.
+#[test]
+fn privilege_settings() {
+    use crate::spec::CapSet;
+    let proc = |kv: &str| format!("children = [\"a\"]\n[process.a]\n{P}\n{kv}\n");
+    let read = |kv: &str| {
+        let p = ok(&proc(kv)).tree.node(NodeId(1)).as_process().cloned();
+        let p = p.expect("a process");
+        (p.no_new_privileges, p.capabilities)
+    };
+    assert_eq!(read(""), (false, None));
+    assert_eq!(read("no_new_privileges = true"), (true, None));
+    assert_eq!(read("capabilities = []"), (false, Some(CapSet::EMPTY)));
+    assert_eq!(
+        read("capabilities = [\"CAP_NET_BIND_SERVICE\", \"chown\", \"NET_BIND_SERVICE\"]"),
+        (false, Some(CapSet((1 << 10) | 1)))
+    );
+    let d = one_error(
+        &proc("capabilities = [\"CAP_NET_BIND_SERVIC\"]"),
+        "process.a.capabilities[0]",
+        "unknown capability \"CAP_NET_BIND_SERVIC\"",
+    );
+    assert_eq!((d.line, d.col), (4, 17));
+    assert!(
+        d.hint
+            .as_deref()
+            .is_some_and(|h| h.starts_with("did you mean \"CAP_NET_BIND_SERVICE\"?")),
+        "{d}"
+    );
+    let d = one_error(
+        &proc("capabilities = [\"sys_admn\"]"),
+        "process.a.capabilities[0]",
+        "unknown capability",
+    );
+    assert!(
+        d.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("\"SYS_ADMIN\"")),
+        "{d}"
+    );
+    let d = one_error(
+        &proc("capabilities = [\"everything\"]"),
+        "process.a.capabilities[0]",
+        "unknown capability",
+    );
+    assert!(
+        d.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("capabilities(7)")),
+        "{d}"
+    );
+    one_error(
+        &proc("capabilities = \"CAP_CHOWN\""),
+        "process.a.capabilities",
+        "expected an array of capability names",
+    );
+    one_error(
+        &proc("capabilities = [10]"),
+        "process.a.capabilities[0]",
+        "expected a capability name (string)",
+    );
+    one_error(
+        &proc("no_new_privileges = 1"),
+        "process.a.no_new_privileges",
+        "expected true or false",
+    );
+    let shown = render(&ok(&proc("capabilities = [\"net_raw\", \"chown\"]")).tree);
+    assert!(
+        shown.contains("no_new_privileges: false, capabilities: [CAP_CHOWN, CAP_NET_RAW]"),
+        "{shown}"
+    );
+    let shown = render(&ok(&proc("no_new_privileges = true")).tree);
+    assert!(
+        shown.contains("no_new_privileges: true, capabilities: (inherited)"),
+        "{shown}"
+    );
+    let shown = render(&ok(&proc("")).tree);
+    assert!(
+        !shown.contains("no_new_privileges"),
+        "only when set: {shown}"
+    );
+}
+
 /// `leftovers = "stop" | "keep"`: read with the other enum keys, unknown values listed
 /// with a suggestion, and only on processes.
 #[test]

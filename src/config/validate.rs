@@ -512,6 +512,8 @@ fn add_node(
                 cwd: p.cwd.get().cloned(),
                 user: p.user.get().cloned(),
                 group: p.group.get().cloned(),
+                no_new_privileges: p.no_new_privileges.get().copied().unwrap_or(false),
+                capabilities: p.capabilities.get().copied(),
                 backoff: p.backoff.or(Backoff::DEFAULT).unwrap_or(Backoff::DEFAULT),
                 ready: p.ready.get().cloned().map(Box::new),
                 health: p.health.get().cloned().map(Box::new),

@@ -1,12 +1,14 @@
 //! Starting one OS process from a [`ProcessSpec`].
 //!
 //! This module owns how a child is started: argv exec without a shell, the inherited
-//! environment plus the spec's overrides, the working directory, user and group, a
-//! process group of its own (so the runtime can signal the whole group), and a clean
-//! signal state (every disposition `SIG_DFL`, empty mask; see [`crate::os::sys`]), the
-//! parent-death signal (SIGKILL when vigil's loop thread exits, `PR_SET_PDEATHSIG`). stdin,
-//! stdout and stderr are inherited. Descriptors other than 0, 1 and 2 are not: vigil
-//! opens everything close-on-exec and marks inherited ones so at startup.
+//! environment plus the spec's overrides (and the `user`'s login variables), the working
+//! directory, user, group and supplementary groups, the capabilities it keeps
+//! (`capabilities`) and `no_new_privileges`, a process group of its own (so the runtime
+//! can signal the whole group), and a clean signal state (every disposition `SIG_DFL`,
+//! empty mask; see [`crate::os::sys`]), the parent-death signal (SIGKILL when vigil's
+//! loop thread exits, `PR_SET_PDEATHSIG`). stdin, stdout and stderr are inherited.
+//! Descriptors other than 0, 1 and 2 are not: vigil opens everything close-on-exec and
+//! marks inherited ones so at startup.
 //!
 //! Spawning uses `std::process::Command` and is synchronous, on the event loop's thread:
 //! the pid is returned before the loop can await anything, so it is registered before
@@ -18,7 +20,9 @@
 //! panic hook SIGKILLs those groups) until `os::reaper` reaps it.
 //!
 //! Must never: wait for the child, use `tokio::process`, run a shell, or allocate
-//! between fork and exec (user and group lookups happen before the fork).
+//! between fork and exec (user and group lookups, and the check that vigil can drop
+//! capabilities, happen before the fork); never pass vigil's own supplementary groups or
+//! login variables to a child that runs as another group or user.
 
 use std::ffi::CString;
 use std::io;
@@ -30,7 +34,7 @@ use std::process::Stdio;
 use nix::unistd::{Gid, Group, Uid, User};
 
 use crate::os::sys::{self, ChildSetup, Pid};
-use crate::spec::ProcessSpec;
+use crate::spec::{CapSet, ProcessSpec};
 
 /// The stdio a child is started with.
 #[derive(Debug)]
@@ -132,6 +136,18 @@ pub enum SpawnError {
         /// The error from setgroups/setgid/setuid.
         source: io::Error,
     },
+    /// `capabilities` asks to drop capabilities and vigil cannot (no CAP_SETPCAP).
+    #[error(
+        "{name}: cannot limit the capabilities to [{keep}]: vigil lacks CAP_SETPCAP, which \
+         dropping capabilities from a child's bounding set needs; run vigil as root with \
+         CAP_SETPCAP (container runtimes grant it by default) or remove `capabilities`"
+    )]
+    Capabilities {
+        /// The process's name.
+        name: String,
+        /// The capabilities to keep, as `CAP_A, CAP_B`.
+        keep: String,
+    },
     /// Out of processes or descriptors (EAGAIN, EMFILE, ENFILE, ENOMEM).
     #[error(
         "{name}: cannot start `{program}`: out of resources ({source}); raise the limits \
@@ -229,6 +245,8 @@ fn spawn_inner(
     };
     check_cwd(name, &cwd)?;
     let mut setup = resolve_credentials(name, spec.user.as_deref(), spec.group.as_deref())?;
+    setup.keep_capabilities = check_capabilities(name, spec.capabilities)?;
+    setup.no_new_privileges = spec.no_new_privileges;
     setup.foreground = options.foreground_tty;
     setup.pass_fd = options.pass_fd;
 
@@ -261,6 +279,26 @@ fn spawn_inner(
         }
         Err(e) => Err(classify(name, program, &cwd, spec, e)),
     }
+}
+
+/// `CAP_SETPCAP`, which dropping from the bounding set needs.
+const CAP_SETPCAP: u32 = 8;
+
+/// The capability set the child keeps, checked before the fork: when some capability
+/// has to be dropped, vigil must have `CAP_SETPCAP`, or the child would fail with a bare
+/// EPERM.
+fn check_capabilities(name: &str, keep: Option<CapSet>) -> Result<Option<u64>, SpawnError> {
+    let Some(keep) = keep else {
+        return Ok(None);
+    };
+    let to_drop = sys::bounding_set() & !keep.0;
+    if to_drop != 0 && sys::has_effective_capability(CAP_SETPCAP) == Some(false) {
+        return Err(SpawnError::Capabilities {
+            name: name.to_string(),
+            keep: keep.names().join(", "),
+        });
+    }
+    Ok(Some(keep.0))
 }
 
 fn check_cwd(name: &str, cwd: &Path) -> Result<(), SpawnError> {
@@ -337,8 +375,9 @@ fn credential_target(spec: &ProcessSpec) -> String {
 }
 
 /// `HOME`, `USER`, `LOGNAME` and `SHELL` of the `user` a child runs as, as systemd sets
-/// them for `User=`; the process's own `env` overrides them. Nothing for a numeric uid
-/// without a passwd entry, or when no user is set.
+/// them for `User=`; the process's own `env` overrides them. A numeric uid without a
+/// passwd entry gets `USER` and `LOGNAME` set to the number and `HOME` to `/`, never
+/// vigil's own (`SHELL` is left as inherited). Nothing when no user is set.
 fn login_env(user: Option<&str>) -> Vec<(&'static str, String)> {
     let entry = match user {
         None => return Vec::new(),
@@ -354,7 +393,17 @@ fn login_env(user: Option<&str>) -> Vec<(&'static str, String)> {
             ("LOGNAME", e.name),
             ("SHELL", e.shell.display().to_string()),
         ],
-        _ => Vec::new(),
+        // No entry (a name without one was refused before): the uid.
+        _ => user.map_or_else(Vec::new, |u| {
+            let uid = u
+                .parse::<u32>()
+                .map_or_else(|_| u.to_string(), |n| n.to_string());
+            vec![
+                ("HOME", "/".to_string()),
+                ("USER", uid.clone()),
+                ("LOGNAME", uid),
+            ]
+        }),
     }
 }
 
@@ -364,7 +413,8 @@ fn login_env(user: Option<&str>) -> Vec<(&'static str, String)> {
 ///   unless `group` is given; supplementary groups as `initgroups` would set them
 ///   (`getgrouplist`). A numeric uid without a passwd entry runs with vigil's own gid
 ///   (unless `group` is given) and no supplementary groups, as Docker does.
-/// - `group` alone: only the gid changes.
+/// - `group` alone: the gid changes, and the supplementary groups become exactly that
+///   gid (vigil's own, root's, are never passed on).
 ///
 /// When vigil is not root, supplementary groups are left alone (only root may set
 /// them), and ids equal to vigil's own are not switched at all.
@@ -400,6 +450,9 @@ fn resolve_credentials(
         }
     } else {
         setup.gid = gid.map(Gid::as_raw);
+        if root {
+            setup.groups = setup.gid.map(|g| vec![g]);
+        }
     }
     if !root {
         // An unprivileged vigil can only "switch" to what it already is.
@@ -458,6 +511,12 @@ mod tests {
             assert_eq!(setup.gid, Some(4343));
             assert_eq!(setup.groups, Some(vec![4343]));
         }
+        let setup = resolve_credentials("t", None, Some("4343")).unwrap();
+        if Uid::effective().is_root() {
+            assert_eq!(setup.uid, None);
+            assert_eq!(setup.gid, Some(4343));
+            assert_eq!(setup.groups, Some(vec![4343]), "root's groups are not kept");
+        }
     }
 
     #[test]
@@ -488,9 +547,15 @@ mod tests {
             "a numeric uid finds the same entry"
         );
         assert!(login_env(None).is_empty());
-        assert!(
-            login_env(Some("4000000")).is_empty(),
-            "no entry, nothing set"
+        let none = login_env(Some("4000000"));
+        assert_eq!(
+            none,
+            vec![
+                ("HOME", "/".to_string()),
+                ("USER", "4000000".to_string()),
+                ("LOGNAME", "4000000".to_string()),
+            ],
+            "no entry: never vigil's own"
         );
     }
 
@@ -505,6 +570,8 @@ mod tests {
             cwd: Some("/no/such/dir/vigil".into()),
             user: None,
             group: None,
+            no_new_privileges: false,
+            capabilities: None,
             output: Default::default(),
             backoff: crate::spec::Backoff::None,
             ready: None,

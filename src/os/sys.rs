@@ -355,6 +355,133 @@ pub fn switch_credentials(
     Ok(())
 }
 
+/// `capget`/`capset`'s header (`struct __user_cap_header_struct`).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// One of the two halves (capabilities 0-31, 32-63) of `struct __user_cap_data_struct`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: 64-bit sets, two [`CapData`].
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// The calling thread's capability sets (`capget`). Async-signal-safe.
+fn capget() -> io::Result<[CapData; 2]> {
+    let mut header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: `header` and `data` are live and have the kernel's layout for version 3 (a
+    // header, then two data structs); capget only writes `data` (and `header.version`).
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(data)
+}
+
+/// Whether capability number `cap` is in vigil's effective set; `None` when `capget`
+/// fails. Parent side.
+pub fn has_effective_capability(cap: u32) -> Option<bool> {
+    let data = capget().ok()?;
+    let half = data.get((cap / 32) as usize)?;
+    Some(half.effective & (1 << (cap % 32)) != 0)
+}
+
+/// vigil's capability bounding set, bit `n` for capability `n` (`PR_CAPBSET_READ` for
+/// each capability the kernel knows). Parent side.
+pub fn bounding_set() -> u64 {
+    let mut set = 0u64;
+    for cap in 0..64u32 {
+        // SAFETY: PR_CAPBSET_READ only reads a flag of this process.
+        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong) };
+        if rc < 0 {
+            break; // EINVAL: past the kernel's last capability.
+        }
+        if rc == 1 {
+            set |= 1 << cap;
+        }
+    }
+    set
+}
+
+/// Child side: keeps only the capabilities in `keep` (bit `n` for capability `n`).
+/// Drops every other one from the bounding set (`PR_CAPBSET_DROP`, which needs
+/// `CAP_SETPCAP`: call it before switching credentials) and lowers the inheritable set,
+/// and with it the ambient set, to `keep` as well: for a child that stays root, exec
+/// grants the bounding set *and* the inheritable set, so both must be limited.
+/// Async-signal-safe and allocation-free.
+pub fn limit_capabilities(keep: u64) -> io::Result<()> {
+    for cap in 0..64u32 {
+        // SAFETY: PR_CAPBSET_READ and PR_CAPBSET_DROP take a capability number and only
+        // read or clear a flag of this (forked) process; prctl is a plain system call.
+        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                break; // Past the kernel's last capability.
+            }
+            return Err(e);
+        }
+        if rc == 1 && keep & (1 << cap) == 0 {
+            // SAFETY: as above.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    let mut data = capget()?;
+    let want = [keep as u32, (keep >> 32) as u32];
+    if data.iter().zip(want).all(|(d, w)| d.inheritable & !w == 0) {
+        return Ok(());
+    }
+    for (d, w) in data.iter_mut().zip(want) {
+        d.inheritable &= w;
+    }
+    let mut header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    // SAFETY: `header` and `data` are live with the kernel's version-3 layout; capset
+    // reads them. Lowering the inheritable set needs no privilege (the effective and
+    // permitted sets are passed back unchanged), and lowers the ambient set with it.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Child side: `prctl(PR_SET_NO_NEW_PRIVS, 1)`, so that exec never grants privileges
+/// (set-user-ID and set-group-ID bits and file capabilities are ignored). It cannot be
+/// unset and is inherited by every descendant. Async-signal-safe.
+pub fn set_no_new_privileges() -> io::Result<()> {
+    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) only sets a flag of this process.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_SET_NO_NEW_PRIVS,
+            1 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Makes the calling process's group the foreground group of the terminal on stdin
 /// (tini's handoff). Best effort: ENOTTY and ENXIO (no terminal), and every other error,
 /// are ignored, since a child without the foreground still runs. Call with SIGTTOU
@@ -383,6 +510,11 @@ pub struct ChildSetup {
     pub gid: Option<libc::gid_t>,
     /// User id to switch to; `None` keeps vigil's.
     pub uid: Option<libc::uid_t>,
+    /// The capabilities to keep (bit `n` for capability `n`; [`limit_capabilities`]),
+    /// before the credentials switch; `None` leaves vigil's sets.
+    pub keep_capabilities: Option<u64>,
+    /// Set no_new_privs ([`set_no_new_privileges`]).
+    pub no_new_privileges: bool,
     /// Take the foreground of the terminal on stdin (exec mode on a tty).
     pub foreground: bool,
     /// Pass descriptor `.0` (open in vigil, close-on-exec) to the child as descriptor
@@ -395,8 +527,9 @@ pub struct ChildSetup {
 }
 
 /// Installs the child-side setup on `cmd`: with every signal blocked (the parent holds
-/// [`BlockedSignals`] across the spawn; this blocks again in case it did not), switch
-/// credentials, take the terminal foreground if asked, pass the `notify_fd`, ask for
+/// [`BlockedSignals`] across the spawn; this blocks again in case it did not), limit the
+/// capabilities if asked, switch credentials, set no_new_privs if asked, take the
+/// terminal foreground if asked, pass the `notify_fd`, ask for
 /// SIGKILL when vigil dies ([`die_with_parent`]), then reset every disposition to
 /// `SIG_DFL` and empty the mask ([`reset_signals_for_exec`]) as the very last step
 /// before `exec`.
@@ -404,7 +537,15 @@ pub fn install_pre_exec(cmd: &mut Command, mut setup: ChildSetup) {
     setup.parent.get_or_insert(std::process::id() as Pid);
     let hook = move || -> io::Result<()> {
         block_all_signals_raw();
+        // Before the credentials: dropping from the bounding set needs CAP_SETPCAP, which
+        // a switch away from root clears.
+        if let Some(keep) = setup.keep_capabilities {
+            limit_capabilities(keep)?;
+        }
         switch_credentials(setup.groups.as_deref(), setup.gid, setup.uid)?;
+        if setup.no_new_privileges {
+            set_no_new_privileges()?;
+        }
         if setup.foreground {
             take_terminal_foreground();
         }
@@ -418,9 +559,9 @@ pub fn install_pre_exec(cmd: &mut Command, mut setup: ChildSetup) {
     };
     // SAFETY: the hook runs in the forked child. It only reads data captured before the
     // fork (no allocation: `as_deref` borrows) and calls async-signal-safe functions
-    // (sigprocmask, setgroups, setgid, setuid, getpgrp, tcsetpgrp, dup2, fcntl, sigaction,
-    // prctl, getppid). Errors are
-    // built with `last_os_error`, which does not allocate.
+    // (sigprocmask, prctl, capget, capset, setgroups, setgid, setuid, getpgrp, tcsetpgrp,
+    // dup2, fcntl, sigaction, getppid). Errors are built with `last_os_error`, which does
+    // not allocate.
     unsafe {
         cmd.pre_exec(hook);
     }

@@ -1109,6 +1109,8 @@ mod tests {
             cwd: None,
             user: None,
             group: None,
+            no_new_privileges: false,
+            capabilities: None,
             backoff: Backoff::None,
             ready: None,
             health: Some(Box::new(HealthSpec {

@@ -29,7 +29,8 @@
 //! FDS <name> <pid> <fd,fd,...> <t_ms>
 //! SIGSTATE <name> <pid> blk=<hex> ign=<hex> <t_ms>
 //! CWD <name> <pid> <path> <t_ms>
-//! IDS <name> <pid> uid=<u> gid=<g> groups=<g,g,...> <t_ms>
+//! IDS <name> <pid> uid=<u> gid=<g> groups=<g,g,...> capbnd=<hex> capeff=<hex> capinh=<hex> capamb=<hex> nnp=<0|1> <t_ms>
+//! LOGIN <name> <pid> HOME=<v> USER=<v> LOGNAME=<v> <t_ms>   (`!VAR` when unset)
 //! READY <name> <pid> <t_ms>                            (after --touch and --listen, before --ready-fd and --sd-notify)
 //! FLOOD <name> <pid> <lines> <bytes> <t_ms>            (after --flood finished)
 //! GRANDCHILD <name> <pid> <pgid> <t_ms>                (--setsid-grandchild, --group-grandchild)
@@ -45,7 +46,7 @@
 //! HOG <name> <pid> <mib> <t_ms>                        (--hog: before allocating)
 //! ```
 //!
-//! The reports (`FDS`, `SIGSTATE`, `CWD`, `IDS`) describe the state inherited from the
+//! The reports (`FDS`, `SIGSTATE`, `CWD`, `IDS`, `LOGIN`) describe the state inherited from the
 //! parent: they are captured before this program creates any fd or installs any handler.
 //! Signal handlers are installed before `START` is written, so a test may signal the child
 //! as soon as it sees `START`.
@@ -93,7 +94,8 @@ vigil-test-child: a test-only child program for vigil's integration tests.
   --report-fds                FDS event (inherited open fds)
   --report-sigstate           SIGSTATE event (inherited SigBlk/SigIgn)
   --report-cwd                CWD event
-  --report-ids                IDS event
+  --report-ids                IDS event (ids, groups, capability sets, NoNewPrivs)
+  --report-login              LOGIN event (HOME, USER, LOGNAME)
   --ready-fd N                write \"\\n\" to fd N, then close it
   --ready-after MS            delay --ready-fd and --touch by MS
   --touch FILE                create FILE (file readiness)
@@ -147,6 +149,7 @@ struct Opts {
     report_sigstate: bool,
     report_cwd: bool,
     report_ids: bool,
+    report_login: bool,
     ready_fd: Option<RawFd>,
     ready_after: u64,
     touch: Option<String>,
@@ -243,6 +246,7 @@ fn parse_args() -> Opts {
         report_sigstate: false,
         report_cwd: false,
         report_ids: false,
+        report_login: false,
         ready_fd: None,
         ready_after: 0,
         touch: None,
@@ -295,6 +299,7 @@ fn parse_args() -> Opts {
             "--report-sigstate" => o.report_sigstate = true,
             "--report-cwd" => o.report_cwd = true,
             "--report-ids" => o.report_ids = true,
+            "--report-login" => o.report_login = true,
             "--ready-fd" => o.ready_fd = Some(num(f, &val())),
             "--ready-after" => o.ready_after = num(f, &val()),
             "--touch" => o.touch = Some(val()),
@@ -507,7 +512,33 @@ fn report_ids() -> String {
         .unwrap_or_else(|_| "?".into());
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    format!("uid={uid} gid={gid} groups={groups}")
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| "?".into())
+    };
+    format!(
+        "uid={uid} gid={gid} groups={groups} capbnd={} capeff={} capinh={} capamb={} nnp={}",
+        field("CapBnd:"),
+        field("CapEff:"),
+        field("CapInh:"),
+        field("CapAmb:"),
+        field("NoNewPrivs:")
+    )
+}
+
+fn report_login() -> String {
+    ["HOME", "USER", "LOGNAME"]
+        .iter()
+        .map(|k| match std::env::var(k) {
+            Ok(v) => format!("{k}={v}"),
+            Err(_) => format!("!{k}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -935,6 +966,7 @@ fn main() {
             .unwrap_or_else(|e| format!("?{e}"))
     });
     let ids = o.report_ids.then(report_ids);
+    let login = o.report_login.then(report_login);
 
     // Self-pipe and handlers, before START so tests may signal as soon as they see it.
     let (wake_r, wake_w) = pipe();
@@ -988,6 +1020,9 @@ fn main() {
     }
     if let Some(s) = ids {
         event(&o.events, &format!("IDS {} {} {}", o.name, me, s));
+    }
+    if let Some(s) = login {
+        event(&o.events, &format!("LOGIN {} {} {}", o.name, me, s));
     }
 
     for _ in 0..o.orphans {

@@ -109,6 +109,11 @@ impl Node {
 
 /// What a node is.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "nodes are built once into the tree's arena; a few hundred bytes per process \
+              cost nothing, and boxing would put every spec access behind a pointer"
+)]
 pub enum NodeKind {
     /// A supervisor of further nodes.
     Supervisor(SupervisorSpec),
@@ -150,6 +155,12 @@ pub struct ProcessSpec {
     pub user: Option<String>,
     /// Group to run as (name or numeric gid).
     pub group: Option<String>,
+    /// Set the no_new_privs bit before exec (`no_new_privileges`): exec can then never
+    /// grant more privileges (set-user-ID bits and file capabilities are ignored).
+    pub no_new_privileges: bool,
+    /// The capabilities the process keeps in its bounding set (`capabilities`); every
+    /// other one is dropped before exec. `None`: vigil's own set is left alone.
+    pub capabilities: Option<CapSet>,
     /// Delay before restarts.
     pub backoff: Backoff,
     /// When the process counts as started (`ready`); `None`: as soon as it is spawned.
@@ -445,6 +456,94 @@ pub const SIGNAL_NAMES: &[(&str, i32)] = &[
     ("SIGSYS", 31),
 ];
 
+/// A set of Linux capabilities, bit `n` for capability number `n` (`capabilities(7)`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CapSet(pub u64);
+
+impl CapSet {
+    /// The empty set.
+    pub const EMPTY: CapSet = CapSet(0);
+
+    /// Whether capability number `cap` is in the set.
+    pub fn contains(self, cap: u32) -> bool {
+        cap < 64 && self.0 & (1 << cap) != 0
+    }
+
+    /// The set with capability number `cap` (below 64) added.
+    pub fn with(self, cap: u32) -> CapSet {
+        debug_assert!(cap < 64);
+        CapSet(self.0 | (1u64 << (cap & 63)))
+    }
+
+    /// The number of a capability named `CAP_NET_BIND_SERVICE` or `NET_BIND_SERVICE`,
+    /// in any case; `None` for a name Linux does not have.
+    pub fn parse_name(name: &str) -> Option<u32> {
+        let upper = name.to_ascii_uppercase();
+        let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+        CAPABILITY_NAMES
+            .iter()
+            .position(|n| *n == bare)
+            .map(|i| i as u32)
+    }
+
+    /// `CAP_NAME` for each capability in the set, by number.
+    pub fn names(self) -> Vec<String> {
+        (0..64u32)
+            .filter(|&c| self.contains(c))
+            .map(|c| match CAPABILITY_NAMES.get(c as usize) {
+                Some(n) => format!("CAP_{n}"),
+                None => format!("capability {c}"),
+            })
+            .collect()
+    }
+}
+
+/// The Linux capability names (`capabilities(7)`, up to Linux 6.x), without the `CAP_`
+/// prefix; the index is the capability's number.
+pub const CAPABILITY_NAMES: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
 /// The operations interface (top-level `[control]`, `[http]` and `termination_log`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ops {
@@ -528,6 +627,27 @@ mod tests {
             Signal::parse("34").map(|s| s.name()),
             Some("signal 34".into())
         );
+    }
+
+    #[test]
+    fn capability_names_round_trip() {
+        assert_eq!(
+            CAPABILITY_NAMES.len(),
+            41,
+            "CAP_LAST_CAP is 40 since Linux 5.9"
+        );
+        for (i, name) in CAPABILITY_NAMES.iter().enumerate() {
+            assert_eq!(CapSet::parse_name(name), Some(i as u32));
+            assert_eq!(CapSet::parse_name(&format!("cap_{name}")), Some(i as u32));
+            assert_eq!(
+                CapSet::EMPTY.with(i as u32).names(),
+                vec![format!("CAP_{name}")]
+            );
+        }
+        assert_eq!(CapSet::parse_name("CAP_NET_BIND_SERVICE"), Some(10));
+        assert_eq!(CapSet::parse_name("NET_BIND_SERVIC"), None);
+        assert_eq!(CapSet::parse_name("CAP_"), None);
+        assert!(CapSet(1 << 10).contains(10) && !CapSet(1 << 10).contains(64));
     }
 
     #[test]
