@@ -15,7 +15,8 @@ use toml::de::DeValue;
 
 use super::Cx;
 use super::toolkit::{
-    Field, describe, entries, integer, nonempty_string, quote, suggest, type_error, unknown_key,
+    Field, boolean, describe, entries, integer, nonempty_string, quote, suggest, type_error,
+    unknown_key,
 };
 use crate::spec::{FileOutput, Output};
 
@@ -29,7 +30,7 @@ pub const MIN_MAX_SIZE: u64 = 1 << 10;
 pub const MAX_KEEP: u32 = 1000;
 
 const MODES: &[&str] = &["inherit", "prefix", "null"];
-pub(super) const FILE_KEYS: &[&str] = &["file", "max_size", "keep"];
+pub(super) const FILE_KEYS: &[&str] = &["file", "max_size", "keep", "allow_shared_directory"];
 const UNITS: &[(&str, u64)] = &[
     ("B", 1),
     ("KiB", 1 << 10),
@@ -94,6 +95,7 @@ pub(crate) fn output(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> F
     let mut file: Option<(PathBuf, usize)> = None;
     let mut max_size = DEFAULT_MAX_SIZE;
     let mut keep = DEFAULT_KEEP;
+    let mut allow_shared_directory = false;
     for (k, k_at, val) in entries(table) {
         let p = format!("{path}.{k}");
         let val_at = val.span().start;
@@ -158,6 +160,10 @@ pub(crate) fn output(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> F
                     ok = false;
                 }
             },
+            "allow_shared_directory" => match boolean(cx, &p, val) {
+                Field::Set(b, _) => allow_shared_directory = b,
+                _ => ok = false,
+            },
             _ => {
                 unknown_key(cx, path, k, k_at, FILE_KEYS);
                 ok = false;
@@ -183,6 +189,7 @@ pub(crate) fn output(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> F
             path: path_buf,
             max_size,
             keep,
+            allow_shared_directory,
         })),
         file_at,
     )
@@ -293,6 +300,26 @@ mod tests {
         assert!(
             text.contains("output: file \"/etc/vigil/logs/w.log\" (rotated at 10MiB, 2 kept)"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_shared_directory_is_an_explicit_boolean() {
+        let with = |v: &str| {
+            format!(
+                "children = [\"w\"]\n[process.w]\ncommand = [\"w\"]\noutput = {{ file = \"/l/w.log\", allow_shared_directory = {v} }}\n"
+            )
+        };
+        let loaded = crate::config::parse(&with("true"), Path::new("/etc/vigil.toml")).unwrap();
+        let text = crate::config::render(&loaded.tree);
+        assert!(text.contains("shared directory allowed"), "{text}");
+        let errs =
+            crate::config::parse(&with("\"yes\""), Path::new("/etc/vigil.toml")).unwrap_err();
+        let shown = format!("{errs:?}");
+        assert!(
+            shown.contains("process.w.output.allow_shared_directory")
+                && shown.contains("true or false"),
+            "{shown}"
         );
     }
 

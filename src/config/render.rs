@@ -194,10 +194,15 @@ fn backoff(b: &Backoff) -> String {
 fn output(o: &Output) -> String {
     match o {
         Output::File(f) => format!(
-            "file {} (rotated at {}, {} kept)",
+            "file {} (rotated at {}, {} kept{})",
             quote(&f.path.to_string_lossy()),
             humanize_size(f.max_size),
-            f.keep
+            f.keep,
+            if f.allow_shared_directory {
+                ", shared directory allowed"
+            } else {
+                ""
+            }
         ),
         other => other.mode().to_string(),
     }

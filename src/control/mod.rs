@@ -15,7 +15,10 @@
 //! directory is created with mode 0700 if missing; the socket is created with mode 0600
 //! and accepts only peers (checked with `SO_PEERCRED`) whose uid is vigil's or root's.
 //! `PATH.lock` is held (`flock`) while vigil runs: a socket file left by a dead vigil is
-//! replaced, a live vigil's is not ("another vigil is listening on PATH").
+//! replaced, a live vigil's is not ("another vigil is listening on PATH"). None of this
+//! acts on the path whole ([`server::bind`]): the directory is walked and held open
+//! without following a link another user could have made, the lock file must be a regular
+//! file of vigil's user, and only a socket of vigil's user is ever removed.
 
 pub mod http;
 pub mod protocol;

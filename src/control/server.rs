@@ -5,13 +5,14 @@
 //! It never answers a request itself (except malformed, unauthorised or late ones), and
 //! never blocks the loop: reads have a size limit and a timeout.
 
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::ffi::OsString;
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::{Flock, FlockArg, OFlag};
+use nix::sys::stat::{FileStat, SFlag};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
@@ -19,11 +20,18 @@ use tracing::{debug, warn};
 
 use super::Query;
 use super::protocol::{ErrorKind, MAX_REQUEST, READ_TIMEOUT, Request, Response};
+use crate::os::dirfd::{self, Dir};
 
 /// A bound control socket; removes its file when dropped.
 #[derive(Debug)]
 pub struct Bound {
     path: PathBuf,
+    /// The socket's directory, held open: the socket is removed from it, never by path.
+    dir: Dir,
+    /// The socket's name in `dir`.
+    name: OsString,
+    /// The socket file vigil made (device, inode): only that one is ever removed.
+    made: (u64, u64),
     listener: Option<std::os::unix::net::UnixListener>,
     /// Held for as long as vigil listens: tells a live vigil from a stale socket file.
     _lock: Flock<File>,
@@ -38,8 +46,14 @@ impl Bound {
 
 impl Drop for Bound {
     fn drop(&mut self) {
-        // Still ours: the lock is held until after this.
-        let _ = std::fs::remove_file(&self.path);
+        // Still ours (the lock is held until after this), and still the socket vigil
+        // made: anything else found under its name is left alone.
+        if let Ok(Some(st)) = self.dir.lstat(&self.name)
+            && is_socket(&st)
+            && (st.st_dev, st.st_ino) == self.made
+        {
+            let _ = self.dir.unlink(&self.name);
+        }
     }
 }
 
@@ -49,7 +63,7 @@ pub enum BindError {
     /// Another vigil holds the lock.
     #[error("another vigil is listening on {0}")]
     InUse(PathBuf),
-    /// A system call failed.
+    /// A system call failed, or what is at the path is not safe to use.
     #[error("cannot listen on {path}: {what}: {err}")]
     Io {
         /// The socket path.
@@ -69,29 +83,32 @@ fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> B
     }
 }
 
+fn is_socket(st: &FileStat) -> bool {
+    st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFSOCK.bits()
+}
+
 /// Creates the socket at `path`: its directory (mode 0700) if missing, `PATH.lock`
-/// (locked), the socket itself with mode 0600 (a stale file is replaced).
+/// (locked), the socket itself with mode 0600 (a stale socket of vigil's user is
+/// replaced).
+///
+/// Nothing here follows a symbolic link that another user could have made, or acts on
+/// a path twice: the directory is walked and held open ([`dirfd::open_dir`]) and checked
+/// with `fstat`; the lock file is opened in it with `O_NOFOLLOW` and must be a regular
+/// file of vigil's user; only a socket of vigil's user is ever removed (a regular file,
+/// a link or another user's socket at the path is an error); the socket is bound in the
+/// held directory (`/proc/self/fd/N/NAME`).
 pub fn bind(path: &Path) -> Result<Bound, BindError> {
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-        && !dir.exists()
-    {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io_err(path, "cannot create its directory"))?;
-    }
-    check_directory(path)?;
-    let mut lock_path = path.as_os_str().to_owned();
-    lock_path.push(".lock");
-    let lock_file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .map_err(io_err(path, "cannot open its lock file"))?;
+    let (dir_path, name) = dirfd::split(path).map_err(io_err(path, "the path names no file"))?;
+    let dir = dirfd::open_dir(dir_path, true)
+        .map_err(io_err(path, "cannot open or create its directory"))?;
+    check_directory(path, &dir)?;
+    let me = nix::unistd::geteuid().as_raw();
+    let lock_name = dirfd::with_suffix(name, "lock");
+    // A regular file of vigil's own, never through a link: another user who can write
+    // the directory (a sticky /tmp) must not squat the lock.
+    let lock_file = dir
+        .open_own(&lock_name, OFlag::O_CREAT, 0o600)
+        .map_err(io_err(path, "cannot use its lock file"))?;
     let lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
@@ -99,54 +116,80 @@ pub fn bind(path: &Path) -> Result<Bound, BindError> {
         }
         Err((_, e)) => return Err(io_err(path, "cannot lock its lock file")(e.into())),
     };
-    // We hold the lock: any socket file there is a dead vigil's.
-    match std::fs::remove_file(path) {
-        Ok(()) => debug!(path = %path.display(), "replaced a stale control socket"),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(path, "cannot remove the stale socket file")(e)),
+    // We hold the lock: a socket of ours there is a dead vigil's. Nothing else is ever
+    // removed.
+    if let Some(st) = dir
+        .lstat(name)
+        .map_err(io_err(path, "cannot inspect the path"))?
+    {
+        let refuse = |why: String| io_err(path, "refusing to replace it")(io::Error::other(why));
+        if !is_socket(&st) {
+            return Err(refuse(format!(
+                "{} exists and is not a socket; vigil only ever replaces a stale socket \
+                 (remove it if it is not needed, or choose another socket path)",
+                path.display()
+            )));
+        }
+        if st.st_uid != me {
+            return Err(refuse(format!(
+                "the socket there belongs to uid {}, not to vigil's uid {me} (remove it, \
+                 or choose another socket path)",
+                st.st_uid
+            )));
+        }
+        dir.unlink(name)
+            .map_err(io_err(path, "cannot remove the stale socket"))?;
+        debug!(path = %path.display(), "replaced a stale control socket");
     }
-    // Mode 0600 from the start: the umask applies when bind(2) creates the file (vigil
-    // has one thread, so nothing else sees this umask).
+    // Mode 0600 from the start: the umask applies when bind(2) creates the file (no
+    // other thread of vigil creates files).
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
-    let bound = std::os::unix::net::UnixListener::bind(path);
+    let bound = std::os::unix::net::UnixListener::bind(dir.path_of(name));
     nix::sys::stat::umask(old);
     let listener = bound.map_err(io_err(path, "bind failed"))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(io_err(path, "cannot set its mode to 0600"))?;
+    let made = match dir.lstat(name) {
+        Ok(Some(st)) if is_socket(&st) => st,
+        Ok(_) => {
+            return Err(io_err(path, "bind failed")(io::Error::other(
+                "the socket vanished right after it was made",
+            )));
+        }
+        Err(e) => return Err(io_err(path, "cannot inspect the new socket")(e)),
+    };
+    if made.st_mode & 0o777 != 0o600 {
+        dir.chmod(name, 0o600)
+            .map_err(io_err(path, "cannot set its mode to 0600"))?;
+    }
     listener
         .set_nonblocking(true)
         .map_err(io_err(path, "cannot make it non-blocking"))?;
     Ok(Bound {
         path: path.to_path_buf(),
+        dir,
+        name: name.to_owned(),
+        made: (made.st_dev, made.st_ino),
         listener: Some(listener),
         _lock: lock,
     })
 }
 
-/// The socket's directory must be owned by vigil's user or root, and not writable by
-/// others unless sticky (like `/tmp`): otherwise another user could replace the socket.
-fn check_directory(path: &Path) -> Result<(), BindError> {
-    use std::os::unix::fs::MetadataExt;
-    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
-        return Ok(());
-    };
-    let meta = std::fs::metadata(dir).map_err(io_err(path, "cannot inspect its directory"))?;
-    let me = nix::unistd::geteuid().as_raw();
-    let mode = meta.mode();
-    let unsafe_dir =
-        (meta.uid() != me && meta.uid() != 0) || (mode & 0o022 != 0 && mode & 0o1000 == 0);
-    if unsafe_dir {
-        return Err(io_err(path, "its directory is not safe")(io::Error::other(
+/// The socket's directory (what was opened, by `fstat`) must be owned by vigil's user or
+/// root, and not writable by others unless sticky (like `/tmp`): otherwise another user
+/// could replace the socket.
+fn check_directory(path: &Path, dir: &Dir) -> Result<(), BindError> {
+    match dir
+        .others_can_write(true)
+        .map_err(io_err(path, "cannot inspect its directory"))?
+    {
+        Some(why) => Err(io_err(path, "its directory is not safe")(io::Error::other(
             format!(
-                "{} is owned by uid {} with mode {:o}; it must belong to uid {me} or root and \
-             not be writable by others (unless sticky)",
-                dir.display(),
-                meta.uid(),
-                mode & 0o7777
+                "{} {why}; it must belong to vigil's user or root and not be writable by \
+                 others (unless sticky, like /tmp)",
+                dir.path().display()
             ),
-        )));
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Starts accepting on `bound` (call inside the runtime); every request goes to `tx`.

@@ -8,6 +8,7 @@
 //! decide anything about supervision, and never wait for a process except in
 //! [`Os::peek_exit`] and [`Os::reap`].
 
+pub mod dirfd;
 pub mod procfs;
 pub mod reaper;
 pub mod signals;

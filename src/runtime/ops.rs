@@ -59,6 +59,9 @@ pub fn setup(
     socket_flag: Option<&Path>,
 ) -> Result<(Ops, Option<mpsc::Receiver<Query>>), String> {
     let spec: &OpsSpec = &tree.ops;
+    if let Some(p) = &spec.termination_log {
+        postmortem::check_termination_log(p)?;
+    }
     let mut socket = None;
     if spec.control_enabled {
         let sp = crate::control::socket_path(socket_flag, spec.control_socket.as_deref());

@@ -56,6 +56,11 @@
 //! the file larger than `max_size` (never splitting a line: a single line longer than
 //! `max_size` gets a file of its own): `PATH.(keep-1)` → `PATH.keep`, …, `PATH` →
 //! `PATH.1`, then a new `PATH`. The file of a process stays open across its restarts.
+//! A child may be able to write the file's directory, or one above it: the file is opened
+//! through [`crate::os::dirfd`] (no symbolic link another user could have made, only a
+//! regular file with one name, a directory only root or vigil's user can write unless
+//! `allow_shared_directory`), and the directory stays open so that rotation renames and
+//! reopens relative to its descriptor, never by path.
 //!
 //! The writer on stderr takes std's stderr lock for each batch, the same lock vigil's log
 //! lines take, so a child's line and a log line never interleave either. (vigil's own log
@@ -68,23 +73,24 @@
 //! reader at the child's exit, make supervision wait for output, or wait for a process.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
+use nix::fcntl::OFlag;
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
+use crate::os::dirfd::{self, Dir};
 use crate::os::spawn::ChildStdio;
 use crate::os::sys::Pid;
-use crate::spec::{NodeId, Output, ProcessSpec};
+use crate::spec::{FileOutput, NodeId, Output, ProcessSpec};
 
 /// The longest line written whole; longer ones are cut into pieces of this size.
 pub const LINE_MAX: usize = 64 * 1024;
@@ -245,18 +251,10 @@ impl Outputs {
                 (Sink::Std(out), Sink::Std(err), headers)
             }
             Output::File(f) => {
-                let (path, max_size, keep) = (&f.path, &f.max_size, &f.keep);
                 let file = match self.files.get(&node) {
                     Some(f) => f.clone(),
                     None => {
-                        let f = RotatingFile::open(name, path, *max_size, *keep).map_err(|e| {
-                            format!(
-                                "{name}: cannot open output file `{}` ({e}); create its directory, \
-                                 make it writable for vigil, or change process.{name}.output.file",
-                                path.display()
-                            )
-                        })?;
-                        let f = Arc::new(Mutex::new(f));
+                        let f = Arc::new(Mutex::new(RotatingFile::open(name, f)?));
                         self.files.insert(node, f.clone());
                         f
                     }
@@ -452,11 +450,17 @@ impl Framer {
     }
 }
 
-/// A process's output file, rotated by size.
+/// A process's output file, rotated by size, in a directory held open by descriptor.
 #[derive(Debug)]
 struct RotatingFile {
     name: String,
     path: PathBuf,
+    /// The file's directory: rotation and reopening happen here, whatever becomes of its
+    /// path (a child that renames the directory and puts a link in its place changes
+    /// nothing).
+    dir: Dir,
+    /// The file's name in `dir`.
+    file_name: OsString,
     file: File,
     size: u64,
     max_size: u64,
@@ -466,16 +470,58 @@ struct RotatingFile {
 }
 
 impl RotatingFile {
-    fn open(name: &str, path: &Path, max_size: u64, keep: u32) -> io::Result<RotatingFile> {
-        let file = open_append(path)?;
-        let size = file.metadata()?.len();
+    /// Opens process `name`'s output file as [`crate::os::dirfd`] does: no symbolic
+    /// link followed that another user could have made, only a regular file with one
+    /// name, and a directory that only root or vigil's user can write unless
+    /// `allow_shared_directory`. The error names the process, the path, and the fix.
+    fn open(name: &str, spec: &FileOutput) -> Result<RotatingFile, String> {
+        let path = &spec.path;
+        let key = format!("process.{name}.output");
+        let cannot = |e: &dyn std::fmt::Display, fix: &str| {
+            format!(
+                "{name}: cannot open output file `{}`: {e}; {fix}",
+                path.display()
+            )
+        };
+        let (dir_path, file_name) =
+            dirfd::split(path).map_err(|e| cannot(&e, &format!("change {key}.file")))?;
+        let dir = dirfd::open_dir(dir_path, false)
+            .map_err(|e| cannot(&e, &format!("create its directory, or change {key}.file")))?;
+        if !spec.allow_shared_directory
+            && let Some(why) = dir
+                .others_can_write(false)
+                .map_err(|e| cannot(&e, &format!("change {key}.file")))?
+        {
+            let dir_shown = dir_path.display();
+            return Err(format!(
+                "{name}: refusing output file `{}`: its directory {dir_shown} {why}, so another \
+                 user could replace the file with a link to one vigil must not write; make the \
+                 directory belong to root or vigil's user and writable only by its owner \
+                 (chown root {dir_shown}; chmod go-w {dir_shown}), or set \
+                 {key}.allow_shared_directory = true (vigil then still refuses links, \
+                 non-regular files and files with other names)",
+                path.display(),
+            ));
+        }
+        let file = open_append(&dir, file_name).map_err(|e| {
+            cannot(
+                &e,
+                &format!("make its directory writable for vigil, or change {key}.file"),
+            )
+        })?;
+        let size = file
+            .metadata()
+            .map_err(|e| cannot(&e, &format!("change {key}.file")))?
+            .len();
         Ok(RotatingFile {
             name: name.to_string(),
-            path: path.to_path_buf(),
+            path: path.clone(),
+            dir,
+            file_name: file_name.to_owned(),
             file,
             size,
-            max_size,
-            keep,
+            max_size: spec.max_size,
+            keep: spec.keep,
             failing: false,
         })
     }
@@ -516,24 +562,22 @@ impl RotatingFile {
         }
     }
 
+    /// `PATH.(keep-1)` → `PATH.keep`, …, `PATH` → `PATH.1` with `renameat` in the
+    /// directory, then a new `PATH` opened there as at the start.
     fn rotate(&mut self) {
-        let numbered = |k: u32| {
-            let mut s = OsString::from(self.path.as_os_str());
-            s.push(format!(".{k}"));
-            PathBuf::from(s)
-        };
+        let numbered = |k: u32| dirfd::with_suffix(&self.file_name, &k.to_string());
         for k in (1..self.keep).rev() {
-            match std::fs::rename(numbered(k), numbered(k + 1)) {
+            match self.dir.rename(&numbered(k), &numbered(k + 1)) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     return self.fail("rotate", e);
                 }
                 _ => {}
             }
         }
-        if let Err(e) = std::fs::rename(&self.path, numbered(1)) {
+        if let Err(e) = self.dir.rename(&self.file_name, &numbered(1)) {
             return self.fail("rotate", e);
         }
-        match open_append(&self.path) {
+        match open_append(&self.dir, &self.file_name) {
             Ok(f) => {
                 self.file = f;
                 self.size = 0;
@@ -554,13 +598,10 @@ impl RotatingFile {
     }
 }
 
-fn open_append(path: &Path) -> io::Result<File> {
-    // std opens with O_CLOEXEC.
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o644)
-        .open(path)
+/// Opens (creating, mode 0644) `name` in `dir` for appending: never through a link, only
+/// a regular file with one name ([`Dir::open_regular`]).
+fn open_append(dir: &Dir, name: &OsStr) -> io::Result<File> {
+    dir.open_regular(name, OFlag::O_CREAT | OFlag::O_APPEND, 0o644)
 }
 
 #[cfg(test)]
@@ -616,7 +657,13 @@ mod tests {
     fn rotation_keeps_lines_whole_and_counts_files() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.log");
-        let mut f = RotatingFile::open("t", &path, 1024, 2).unwrap();
+        let spec = FileOutput {
+            path: path.clone(),
+            max_size: 1024,
+            keep: 2,
+            allow_shared_directory: false,
+        };
+        let mut f = RotatingFile::open("t", &spec).unwrap();
         let line = [vec![b'z'; 99], b"\n".to_vec()].concat();
         for _ in 0..35 {
             f.write_lines(&line);

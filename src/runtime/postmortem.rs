@@ -8,11 +8,13 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, Write as _};
 use std::path::Path;
+
+use nix::fcntl::OFlag;
 use std::time::{Duration, SystemTime};
 
+use crate::os::dirfd;
 use crate::spec::{NodeId, Tree, humanize};
 
 /// Exits kept per node.
@@ -167,18 +169,66 @@ pub fn time(t: SystemTime) -> String {
 /// Writes `report` (cut to [`TERMINATION_LOG_MAX`] bytes) to `path`. `create`: make the
 /// file if it does not exist (a configured path); otherwise (the default
 /// `/dev/termination-log`) write only to a file that already exists.
-pub fn write_termination_log(path: &Path, create: bool, report: &str) -> std::io::Result<()> {
+///
+/// The file is opened as [`crate::os::dirfd`] does (no symbolic link that another user
+/// could have made is followed, only a regular file with one name is written), in a
+/// directory that only root or vigil's user can write, and truncated only once checked:
+/// a child cannot get vigil to truncate or write any other file. A missing file or
+/// directory is `NotFound`.
+pub fn write_termination_log(path: &Path, create: bool, report: &str) -> io::Result<()> {
     let mut end = report.len().min(TERMINATION_LOG_MAX);
     while !report.is_char_boundary(end) {
         end -= 1;
     }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .create(create)
-        .mode(0o644)
-        .open(path)?;
+    let (dir_path, name) = dirfd::split(path)?;
+    let dir = dirfd::open_dir(dir_path, false)?;
+    if let Some(why) = dir.others_can_write(false)? {
+        return Err(shared_directory(dir_path, &why));
+    }
+    let extra = if create {
+        OFlag::O_CREAT
+    } else {
+        OFlag::empty()
+    };
+    let mut f = dir.open_regular(name, extra, 0o644)?;
+    f.set_len(0)?;
     f.write_all(&report.as_bytes()[..end])
+}
+
+/// At start-up, for a configured `termination_log`: refuses (with the fix) a directory
+/// that another user than root or vigil's can write, so the problem shows before anything
+/// runs rather than when the tree gives up. A directory that does not exist yet is left
+/// to the write.
+pub fn check_termination_log(path: &Path) -> Result<(), String> {
+    let refused = |e: io::Error| {
+        format!(
+            "cannot use termination_log `{}`: {e}; set termination_log to a file in a \
+             directory that only root or vigil's user can write",
+            path.display()
+        )
+    };
+    let (dir_path, _) = dirfd::split(path).map_err(refused)?;
+    let dir = match dirfd::open_dir(dir_path, false) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(refused(e)),
+    };
+    match dir.others_can_write(false).map_err(refused)? {
+        Some(why) => Err(refused(shared_directory(dir_path, &why))),
+        None => Ok(()),
+    }
+}
+
+fn shared_directory(dir: &Path, why: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "its directory {} {why}, so another user could replace the file with a link to one \
+             vigil must not write (make the directory belong to root or vigil's user and \
+             writable only by its owner)",
+            dir.display()
+        ),
+    )
 }
 
 #[cfg(test)]

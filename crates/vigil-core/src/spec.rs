@@ -210,7 +210,7 @@ pub enum Output {
     File(Box<FileOutput>),
 }
 
-/// `output = { file = ..., max_size = ..., keep = ... }`.
+/// `output = { file = ..., max_size = ..., keep = ..., allow_shared_directory = ... }`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileOutput {
     /// Absolute path (a relative one in the config is resolved against the config
@@ -220,6 +220,9 @@ pub struct FileOutput {
     pub max_size: u64,
     /// How many rotated files (`PATH.1` … `PATH.keep`) are kept. At least 1.
     pub keep: u32,
+    /// Whether the file's directory may be writable by another user than root and
+    /// vigil's (refused otherwise, since such a user could swap the file).
+    pub allow_shared_directory: bool,
 }
 
 impl Output {
