@@ -29,9 +29,30 @@ const FLOOD_LOG_MAX_BYTES: usize = 64 * 1024;
 /// How long the child floods.
 const FLOOD_MS: u64 = 4000;
 
+/// vigil on `toml`, with `TMPDIR` in `dir` (where its socket directory goes).
 fn run_tree(dir: &TestDir, toml: &str) -> Daemon {
     let path = dir.write("vigil.toml", toml);
-    vigil_in(dir).arg("run").arg(path).spawn()
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    vigil_in(dir)
+        .env("TMPDIR", &tmp)
+        .arg("run")
+        .arg(path)
+        .spawn()
+}
+
+/// Stops vigil with SIGTERM: its exit code, once it has removed its socket directory.
+fn stop(mut d: Daemon, dir: &TestDir) -> i32 {
+    assert_eq!(
+        socket_dirs(&dir.join("tmp")).len(),
+        1,
+        "one socket directory"
+    );
+    d.signal_vigil(libc::SIGTERM);
+    let code = d.wait_exit(TIMEOUT);
+    let left = socket_dirs(&dir.join("tmp"));
+    assert!(left.is_empty(), "left behind: {left:?}\n{}", log(&d));
+    code
 }
 
 /// `NOTIFY_SOCKET` in the environment of the process with host pid `pid`.
@@ -41,6 +62,20 @@ fn notify_socket_of(pid: i32) -> PathBuf {
         .find_map(|kv| kv.strip_prefix(b"NOTIFY_SOCKET="))
         .map(|v| PathBuf::from(String::from_utf8_lossy(v).into_owned()))
         .unwrap_or_else(|| panic!("no NOTIFY_SOCKET in the environment of {pid}"))
+}
+
+/// User plus system CPU time of `pid` in milliseconds (`/proc/PID/stat`, 100 ticks/s).
+fn cpu_ms(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the `(comm)` field: state is field 3, utime 14 and stime 15.
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    f.iter().sum::<u64>() * 10
 }
 
 fn log_lines_with(log: &str, pat: &str) -> usize {
@@ -66,6 +101,18 @@ fn an_sd_notify_flood_keeps_vigil_small_and_its_log_short() {
     wait_started(&dir, &["a"]);
     let base = proc_usage(vigil).expect("vigil's /proc/PID/status");
     let log_before = log(&d).len();
+    let cpu_before = cpu_ms(vigil);
+
+    // The loop still answers while the flood runs.
+    let asked = std::time::Instant::now();
+    let status = status_json_of(d.socket());
+    let answered = asked.elapsed();
+    let during = dir.read_events().count("NOTIFYFLOOD", "a") == 0;
+    assert_eq!(status_node(&status, "a")["ready"], false, "{status}");
+    assert!(
+        answered < TIMEOUT / 2,
+        "vigil status took {answered:?} under the flood"
+    );
 
     // Sample vigil's RSS until the flood is over, giving up as soon as it passes the bound.
     let mut peak_kb = base.rss_kb;
@@ -82,6 +129,7 @@ fn an_sd_notify_flood_keeps_vigil_small_and_its_log_short() {
         },
     );
     let hwm_kb = proc_usage(vigil).map_or(peak_kb, |u| u.hwm_kb);
+    let cpu = cpu_ms(vigil) - cpu_before;
     assert!(
         !over && hwm_kb <= FLOOD_RSS_MAX_KB,
         "vigil grew to {peak_kb} KiB RSS ({hwm_kb} KiB peak) under an sd_notify flood \
@@ -101,7 +149,8 @@ fn an_sd_notify_flood_keeps_vigil_small_and_its_log_short() {
     let status_lines = log_lines_with(&l, "status child=a");
     eprintln!(
         "sd_notify flood: {} datagrams, {} bytes in {FLOOD_MS} ms; vigil RSS {} KiB before, \
-         peak {hwm_kb} KiB; log +{grown} bytes, {status_lines} status lines",
+         peak {hwm_kb} KiB; log +{grown} bytes, {status_lines} status lines; vigil CPU \
+         {cpu} ms; `vigil status` answered in {answered:?} (during the flood: {during})",
         f.args[0], f.args[1], base.rss_kb
     );
     assert!(
@@ -114,7 +163,11 @@ fn an_sd_notify_flood_keeps_vigil_small_and_its_log_short() {
         (1..=most).contains(&status_lines),
         "{status_lines} status lines (at most {most}):\n{l}"
     );
-    assert!(l.contains("skipped="), "the coalesced count is logged:\n{l}");
+    assert!(
+        l.contains("skipped="),
+        "the coalesced count is logged:\n{l}"
+    );
+    assert_eq!(stop(d, &dir), 0);
 }
 
 /// `a` (sd_notify readiness, says `STATUS=hello`, never `READY=1` itself) then `b`.
@@ -149,15 +202,11 @@ fn ready_from_a_process_outside_the_childs_group_is_ignored() {
         .send_to(b"READY=1\nSTATUS=forged", &socket)
         .expect("send to a's NOTIFY_SOCKET");
     let me = std::process::id();
-    let l = d.wait_for(
-        "the forged READY=1 refused (or b started)",
-        TIMEOUT,
-        || {
-            let l = log(&d);
-            let refused = l.contains("outside the child's process group");
-            (refused || dir.read_events().count("START", "b") > 0).then_some(l)
-        },
-    );
+    let l = d.wait_for("the forged READY=1 refused (or b started)", TIMEOUT, || {
+        let l = log(&d);
+        let refused = l.contains("outside the child's process group");
+        (refused || dir.read_events().count("START", "b") > 0).then_some(l)
+    });
     assert_eq!(
         dir.read_events().count("START", "b"),
         0,
@@ -168,11 +217,16 @@ fn ready_from_a_process_outside_the_childs_group_is_ignored() {
         .find(|x| x.contains("outside the child's process group"))
         .unwrap();
     assert!(line.contains("child=a"), "{line}");
-    assert_eq!(log_field(line, "sender"), Some(me.to_string().as_str()), "{line}");
+    assert_eq!(
+        log_field(line, "sender"),
+        Some(me.to_string().as_str()),
+        "{line}"
+    );
     assert!(!l.contains("forged"), "a forged STATUS= was taken:\n{l}");
     assert!(!l.contains("INFO ready child=a"), "{l}");
     let status = status_json_of(d.socket());
     assert_eq!(status_node(&status, "a")["ready"], false, "{status}");
+    stop(d, &dir);
 }
 
 #[test]
@@ -201,6 +255,52 @@ ready = {{ sd_notify = true, timeout = "60s" }}
     assert!(ev.position("READY", "helper") < ev.position("START", "b"));
     let l = log(&d);
     assert!(!l.contains("outside the child's process group"), "{l}");
+    assert_eq!(stop(d, &dir), 0);
+}
+
+#[test]
+fn an_oversized_datagram_is_refused_whole() {
+    let dir = TestDir::new();
+    // A helper in a's process group sends READY=1 in a datagram of over 4096 bytes, then a
+    // runs on without ever being ready.
+    let child = test_child().display().to_string();
+    let events = dir.events().display().to_string();
+    let big = format!("READY=1\\nSTATUS={}", "x".repeat(5000));
+    let toml = format!(
+        r#"children = ["a", "b"]
+[process.a]
+command = ["sh", "-c", "\"$0\" --name big --events \"$1\" --sd-notify \"$2\" --exit-after 0; exec \"$0\" --name a --events \"$1\"", {}, {}, {}]
+ready = {{ sd_notify = true, timeout = "60s" }}
+{}"#,
+        toml_str(&child),
+        toml_str(&events),
+        toml_str(&big),
+        process(&dir, "b", &[], ""),
+    );
+    let d = run_tree(&dir, &toml);
+    let l = d.wait_for(
+        "the oversized datagram refused (or b started)",
+        TIMEOUT,
+        || {
+            let l = log(&d);
+            let refused = l.contains("longer than 4096 bytes");
+            (refused || dir.read_events().count("START", "b") > 0).then_some(l)
+        },
+    );
+    let ev = dir.read_events();
+    assert!(ev.count("READY", "big") == 1, "{:?}", ev.lines());
+    assert_eq!(
+        ev.count("START", "b"),
+        0,
+        "a READY=1 in a datagram over 4096 bytes made a ready:\n{l}"
+    );
+    assert!(
+        !l.contains("xxxx"),
+        "a part of the oversized datagram was taken:\n{l}"
+    );
+    let status = status_json_of(d.socket());
+    assert_eq!(status_node(&status, "a")["ready"], false, "{status}");
+    stop(d, &dir);
 }
 
 /// The `vigil-*` directories in `tmp`, each with the sockets in it.
