@@ -157,8 +157,10 @@ fn an_sd_notify_flood_keeps_vigil_small_and_its_log_short() {
         grown <= FLOOD_LOG_MAX_BYTES,
         "vigil's log grew by {grown} bytes under the flood (bound {FLOOD_LOG_MAX_BYTES})"
     );
-    // At most one STATUS= logged per second (the first at once, the last when due).
-    let most = (FLOOD_MS / 1000) as usize + 3;
+    // At most one STATUS= logged per second: over the flood, plus up to a second for the
+    // last datagrams to be read and one for the last STATUS= to be due, plus the first at
+    // once, with room for a slow machine.
+    let most = (FLOOD_MS / 1000) as usize + 4;
     assert!(
         (1..=most).contains(&status_lines),
         "{status_lines} status lines (at most {most}):\n{l}"
