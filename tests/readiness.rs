@@ -109,9 +109,28 @@ fn sd_notify_gates_the_next_sibling_and_status_is_logged() {
     assert!(ev.position("READY", "a") < ev.position("START", "b"));
     let l = wait_log(&d, "status logged", |l| l.contains("warming caches"));
     assert!(logged_ready(&l, "a"), "{l}");
-    // The socket lives in a private directory that vigil removes when it exits.
-    let dir_path = Path::new(&std::env::temp_dir()).join(format!("vigil-{}", d.vigil_pid()));
-    assert!(dir_path.exists(), "runtime dir {dir_path:?}");
+    // The socket lives in a private directory (a new `$TMPDIR/vigil-XXXXXX`, mode 0700)
+    // that vigil removes when it exits.
+    let a = ev.pids_of("a")[0];
+    let environ = std::fs::read(format!("/proc/{a}/environ")).expect("a's environment");
+    let socket = environ
+        .split(|&b| b == 0)
+        .find_map(|kv| kv.strip_prefix(b"NOTIFY_SOCKET="))
+        .map(|v| Path::new(std::str::from_utf8(v).unwrap()).to_path_buf())
+        .expect("NOTIFY_SOCKET in a's environment");
+    let dir_path = socket.parent().unwrap().to_path_buf();
+    assert!(
+        dir_path.starts_with(std::env::temp_dir())
+            && dir_path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("vigil-"),
+        "runtime dir {dir_path:?}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&dir_path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "runtime dir {dir_path:?}");
     d.signal_vigil(libc::SIGTERM);
     assert_eq!(d.wait_exit(TIMEOUT), 0);
     assert!(!dir_path.exists(), "runtime dir left behind");

@@ -509,7 +509,7 @@ impl Loop {
         let node = match &msg {
             probe::Msg::Checked { node, .. }
             | probe::Msg::Notified { node, .. }
-            | probe::Msg::Status { node, .. }
+            | probe::Msg::Notify { node, .. }
             | probe::Msg::SpawnExec { node, .. } => *node,
         };
         let name = &self.tree.node(node).name;

@@ -6,12 +6,17 @@
 //!
 //! - **Before a spawn** ([`Probes::prepare`]): a `notify_fd` pipe (vigil's end
 //!   close-on-exec, the write end placed at descriptor N in the child by
-//!   [`crate::os::sys`]); an `sd_notify` datagram socket, one per child, in a private runtime
-//!   directory (mode 0700, removed when vigil exits), named by `NOTIFY_SOCKET` in the
-//!   child's environment.
+//!   [`crate::os::sys`]); an `sd_notify` datagram socket with `SO_PASSCRED`, one per child,
+//!   in a private runtime directory (a new `$TMPDIR/vigil-XXXXXX` from `mkdtemp`, mode
+//!   0700, removed when vigil exits), named by `NOTIFY_SOCKET` in the child's environment.
 //! - **After it** ([`Probes::spawned`]): a task reads the pipe until a newline (then
-//!   closes it, as s6 does) or the socket's datagrams (`READY=1`; `STATUS=...` is logged
-//!   and kept for the status output) for as long as the child lives.
+//!   closes it, as s6 does) or the socket's datagrams for as long as the child lives.
+//!   A child's datagrams are hostile input: only those of the child or its process group
+//!   count (by the kernel's credentials), each is at most [`NOTIFY_DATAGRAM_MAX`] bytes, at
+//!   most [`NOTIFY_READS_PER_SEC`] are read per second, and what they say goes to the loop
+//!   through a per-process [`Inbox`] (`READY=1`, the latest `STATUS=`, counts of refused
+//!   datagrams) with at most one [`Msg::Notify`] queued, the `STATUS=` at most once per
+//!   [`STATUS_INTERVAL`]; the loop logs it and keeps it for the status output.
 //! - **Polled checks** (`tcp`, `http`, `exec`, `file`) run in one task per watched
 //!   process, on tokio timers that exist only while the engine wants that process
 //!   watched: a readiness check every `ready.interval` until it passes, a health check
@@ -43,10 +48,12 @@
 //! The threads block every signal, so signals always reach the loop's thread. The whole
 //! list of vigil's threads is in docs/threads.md.
 //!
-//! Must never: wait for a process (only the reaper does), spawn with `tokio::process`,
-//! poll without a configured interval, decide anything about supervision, block the loop
-//! on a lookup or a `stat`, start more than one thread per lane, or signal the process
-//! group of an `exec` check whose leader has been reaped (its group id may be reused).
+//! Must never: queue more than one message per `sd_notify` listener, act on a datagram from
+//! outside the child's process group, wait for a process (only the reaper does), spawn
+//! with `tokio::process`, poll without a configured interval, decide anything about
+//! supervision, block the loop on a lookup or a `stat`, start more than one thread per
+//! lane, or signal the process group of an `exec` check whose leader has been reaped (its
+//! group id may be reused).
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -86,14 +93,14 @@ pub enum Msg {
         /// Its pid (stale ones are dropped).
         pid: Pid,
     },
-    /// `STATUS=` from an `sd_notify` process.
-    Status {
+    /// The `sd_notify` listener of a process has something in its [`Inbox`] (`READY=1`,
+    /// the latest `STATUS=`, counts of refused datagrams). At most one is in the channel
+    /// per listener: the next is sent only once the loop has emptied the inbox.
+    Notify {
         /// The process.
         node: NodeId,
-        /// Its pid.
+        /// Its pid (stale ones are dropped).
         pid: Pid,
-        /// The text.
-        text: String,
     },
     /// An `exec` check wants its command spawned.
     SpawnExec {
@@ -136,6 +143,8 @@ struct Watched {
     /// The notification listener (pipe reader or socket), for the child's life.
     listener: Option<JoinHandle<()>>,
     socket_path: Option<PathBuf>,
+    /// What the `sd_notify` listener has for the loop.
+    inbox: Option<Arc<Mutex<Inbox>>>,
     /// The last `STATUS=` text.
     status: Option<String>,
 }
@@ -214,6 +223,12 @@ impl Probes {
                 let _ = std::fs::remove_file(&path);
                 let socket = std::os::unix::net::UnixDatagram::bind(&path)?;
                 socket.set_nonblocking(true)?;
+                // Every datagram then carries its sender's pid, as the kernel knows it.
+                use nix::sys::socket::{setsockopt, sockopt::PassCred};
+                setsockopt(&socket, PassCred, &true).map_err(|e| {
+                    let what = format!("cannot set SO_PASSCRED on {}: {e}", path.display());
+                    io::Error::new(io::Error::from(e).kind(), what)
+                })?;
                 let mut spec = spec.clone();
                 spec.env.retain(|(k, _)| k != "NOTIFY_SOCKET");
                 spec.env
@@ -228,16 +243,24 @@ impl Probes {
         }
     }
 
-    /// The private directory of `sd_notify` sockets, created 0700 on first use.
+    /// The private directory of `sd_notify` sockets, created on first use: a new
+    /// `$TMPDIR/vigil-XXXXXX` of mode 0700 (`mkdtemp`), never a name another vigil could
+    /// pick too (every PID 1 has pid 1), and never one that existed before.
     fn runtime_dir(&mut self) -> io::Result<PathBuf> {
         if let Some(d) = &self.runtime_dir {
             return Ok(d.clone());
         }
-        use std::os::unix::fs::DirBuilderExt;
-        let dir = std::env::temp_dir().join(format!("vigil-{}", std::process::id()));
-        // A directory left by an earlier vigil with the same pid (a container restart).
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        let parent = std::env::temp_dir();
+        let dir = nix::unistd::mkdtemp(&parent.join("vigil-XXXXXX")).map_err(|e| {
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!(
+                    "cannot create a directory for its sd_notify socket in {}: {e} \
+                     (set TMPDIR to a writable directory)",
+                    parent.display()
+                ),
+            )
+        })?;
         self.runtime_dir = Some(dir.clone());
         Ok(dir)
     }
@@ -286,7 +309,17 @@ impl Probes {
             },
             Some(Listener::Socket(socket, path)) => {
                 match tokio::net::UnixDatagram::from_std(socket) {
-                    Ok(s) => w.listener = Some(tokio::spawn(read_sd_notify(s, node, pid, tx))),
+                    Ok(s) => {
+                        let inbox = Arc::new(Mutex::new(Inbox::default()));
+                        let listener = SdNotify {
+                            node,
+                            pid,
+                            inbox: inbox.clone(),
+                            tx,
+                        };
+                        w.listener = Some(tokio::spawn(listener.run(s)));
+                        w.inbox = Some(inbox);
+                    }
                     Err(e) => warn!("cannot watch the notify socket: {e}"),
                 }
                 w.socket_path = Some(path);
@@ -384,13 +417,24 @@ impl Probes {
                 let w = self.watched.get(&node)?;
                 (w.pid == pid && w.probe == Some(Probe::Ready)).then_some(Input::Ready { node })
             }
-            Msg::Status { node, pid, text } => {
+            Msg::Notify { node, pid } => {
                 let w = self.watched.get_mut(&node)?;
-                if w.pid == pid {
-                    info!(child = %name, status = %text, "status");
+                if w.pid != pid {
+                    return None;
+                }
+                // Emptied (and `queued` cleared) before anything else: what arrives from
+                // now on comes with the listener's next message.
+                let got = std::mem::take(&mut *lock(w.inbox.as_ref()?));
+                got.log_refused(name, pid);
+                if let Some(text) = got.status {
+                    if got.skipped > 0 {
+                        info!(child = %name, status = %text, skipped = got.skipped, "status");
+                    } else {
+                        info!(child = %name, status = %text, "status");
+                    }
                     w.status = Some(text);
                 }
-                None
+                (got.ready && w.probe == Some(Probe::Ready)).then_some(Input::Ready { node })
             }
             Msg::Checked {
                 node,
@@ -934,35 +978,266 @@ async fn read_notify_fd(
     }
 }
 
-async fn read_sd_notify(
-    socket: tokio::net::UnixDatagram,
+/// Bytes of one `sd_notify` datagram vigil reads, as systemd (`NOTIFY_BUFFER_MAX`): a
+/// longer one is refused whole.
+pub const NOTIFY_DATAGRAM_MAX: usize = 4096;
+
+/// Datagrams vigil reads from one process's `sd_notify` socket per second at most, so a
+/// flood costs vigil little CPU (honest use is a few per second).
+pub const NOTIFY_READS_PER_SEC: u32 = 1000;
+
+/// A process's `STATUS=` is handed to the loop (and logged) at most once per this; the
+/// changes in between are counted (`skipped=`), and the latest is handed over when due.
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What an `sd_notify` listener has for the loop: whatever a process sends, at most one of
+/// each, so a flood costs a few bytes here and one message in the channel.
+#[derive(Debug, Default)]
+struct Inbox {
+    /// A [`Msg::Notify`] for this inbox is in the channel: no second one is sent.
+    queued: bool,
+    /// `READY=1` arrived.
+    ready: bool,
+    /// The latest `STATUS=` (at most one per [`STATUS_INTERVAL`]).
+    status: Option<String>,
+    /// `STATUS=` changes superseded by a later one, never logged.
+    skipped: u64,
+    /// Refused since the last report: datagrams from a process outside the child's process
+    /// group, and the last such sender.
+    foreign: u64,
+    foreign_pid: Pid,
+    /// Refused: the kernel gave no sender (another PID namespace), or descriptors came
+    /// along and were discarded with the credentials.
+    unknown: u64,
+    /// Refused: longer than [`NOTIFY_DATAGRAM_MAX`].
+    oversized: u64,
+}
+
+impl Inbox {
+    /// Anything refused to report.
+    fn has_refused(&self) -> bool {
+        self.foreign + self.unknown + self.oversized > 0
+    }
+
+    /// Warns about the datagrams refused (on the loop, at most once per
+    /// [`STATUS_INTERVAL`] per process).
+    fn log_refused(&self, name: &str, pid: Pid) {
+        if self.foreign > 0 {
+            warn!(
+                child = %name, pid, sender = self.foreign_pid, count = self.foreign,
+                "ignored sd_notify messages from a process outside the child's process group \
+                 (only the child and its process group may notify)"
+            );
+        }
+        if self.unknown > 0 {
+            warn!(
+                child = %name, pid, count = self.unknown,
+                "ignored sd_notify messages whose sender is unknown (another PID namespace) \
+                 or that carried descriptors"
+            );
+        }
+        if self.oversized > 0 {
+            warn!(
+                child = %name, pid, count = self.oversized,
+                "ignored sd_notify messages longer than {NOTIFY_DATAGRAM_MAX} bytes"
+            );
+        }
+    }
+}
+
+fn lock(inbox: &Mutex<Inbox>) -> MutexGuard<'_, Inbox> {
+    inbox.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One datagram as read from an `sd_notify` socket.
+enum Datagram {
+    /// From an accepted sender: `READY=1` or not, its last `STATUS=` and how many came
+    /// before that one in the same datagram.
+    Said {
+        ready: bool,
+        status: Option<String>,
+        earlier: u64,
+    },
+    /// From a process outside the child's process group.
+    Foreign(Pid),
+    /// No sender to check (see [`Inbox::unknown`]).
+    Unknown,
+    /// Longer than [`NOTIFY_DATAGRAM_MAX`].
+    Oversized,
+}
+
+/// The listener of one process's `sd_notify` socket, for the life of the process.
+struct SdNotify {
     node: NodeId,
+    /// The child: it and the members of its process group (whose id is its pid) may
+    /// notify, nobody else.
     pid: Pid,
+    inbox: Arc<Mutex<Inbox>>,
     tx: mpsc::UnboundedSender<Msg>,
-) {
-    let mut buf = vec![0u8; 4096];
-    loop {
-        let Ok(n) = socket.recv(&mut buf).await else {
-            return;
-        };
-        let text = String::from_utf8_lossy(&buf[..n]);
-        for line in text.lines() {
-            let sent = if line == "READY=1" {
-                tx.send(Msg::Notified { node, pid })
-            } else if let Some(s) = line.strip_prefix("STATUS=") {
-                tx.send(Msg::Status {
-                    node,
-                    pid,
-                    text: s.to_string(),
-                })
-            } else {
-                Ok(())
+}
+
+impl SdNotify {
+    /// Reads datagrams as they come (so the socket's queue never blocks a well-behaved
+    /// sender for long) and keeps only what the loop needs: `READY=1` goes to the loop at
+    /// once; the latest `STATUS=` and the counts of refused datagrams at most once per
+    /// [`STATUS_INTERVAL`].
+    async fn run(self, socket: tokio::net::UnixDatagram) {
+        use tokio::io::Interest;
+        use tokio::time::Instant;
+        let fd = socket.as_raw_fd();
+        let mut buf = vec![0u8; NOTIFY_DATAGRAM_MAX];
+        let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
+        // Held back until `due`: the latest STATUS= and what was refused.
+        let mut held = Inbox::default();
+        let mut last_status: Option<String> = None;
+        let mut due = Instant::now();
+        // Datagrams read in the current second: past the limit, the rest wait in the
+        // socket's queue (10 by default), and a sender that floods waits in its `send`.
+        let (mut window, mut reads) = (Instant::now(), 0u32);
+        loop {
+            let pending = held.status.is_some() || held.has_refused();
+            let throttled = reads >= NOTIFY_READS_PER_SEC;
+            let got = tokio::select! {
+                got = socket.async_io(Interest::READABLE, || {
+                    recv_datagram(fd, &mut buf, &mut cmsg, self.pid)
+                }), if !throttled => got,
+                () = tokio::time::sleep_until(window + Duration::from_secs(1)), if throttled => {
+                    (window, reads) = (Instant::now(), 0);
+                    continue;
+                }
+                () = tokio::time::sleep_until(due), if pending => {
+                    if !self.hand_over(std::mem::take(&mut held), false) {
+                        return;
+                    }
+                    due = Instant::now() + STATUS_INTERVAL;
+                    continue;
+                }
             };
-            if sent.is_err() {
-                return;
+            let now = Instant::now();
+            if now >= window + Duration::from_secs(1) {
+                (window, reads) = (now, 0);
+            }
+            reads += 1;
+            match got {
+                Ok(Datagram::Said {
+                    ready,
+                    status,
+                    earlier,
+                }) => {
+                    held.skipped += earlier;
+                    // Only a change counts: the same text again is nothing new.
+                    if let Some(text) = status.filter(|t| last_status.as_ref() != Some(t)) {
+                        last_status = Some(text.clone());
+                        if held.status.replace(text).is_some() {
+                            held.skipped += 1;
+                        }
+                    }
+                    if ready && !self.hand_over(Inbox::default(), true) {
+                        return;
+                    }
+                }
+                Ok(Datagram::Foreign(sender)) => {
+                    held.foreign += 1;
+                    held.foreign_pid = sender;
+                }
+                Ok(Datagram::Unknown) => held.unknown += 1,
+                Ok(Datagram::Oversized) => held.oversized += 1,
+                Err(e) => {
+                    warn!(pid = self.pid, "cannot read the sd_notify socket: {e}");
+                    return;
+                }
+            }
+            if now >= due && (held.status.is_some() || held.has_refused()) {
+                if !self.hand_over(std::mem::take(&mut held), false) {
+                    return;
+                }
+                due = now + STATUS_INTERVAL;
             }
         }
     }
+
+    /// Moves `held` (and `ready`) into the inbox and wakes the loop unless a wake-up is
+    /// already queued. False when the loop is gone.
+    fn hand_over(&self, held: Inbox, ready: bool) -> bool {
+        let wake = {
+            let mut inbox = lock(&self.inbox);
+            inbox.ready |= ready;
+            if let Some(text) = held.status {
+                // Not taken yet: the loop never logs the one it replaces.
+                if inbox.status.replace(text).is_some() {
+                    inbox.skipped += 1;
+                }
+            }
+            inbox.skipped += held.skipped;
+            inbox.foreign += held.foreign;
+            if held.foreign > 0 {
+                inbox.foreign_pid = held.foreign_pid;
+            }
+            inbox.unknown += held.unknown;
+            inbox.oversized += held.oversized;
+            !std::mem::replace(&mut inbox.queued, true)
+        };
+        !wake
+            || self
+                .tx
+                .send(Msg::Notify {
+                    node: self.node,
+                    pid: self.pid,
+                })
+                .is_ok()
+    }
+}
+
+/// Reads one datagram (non-blocking) with its sender's credentials and checks the sender:
+/// `child` itself, or a process whose process group is `child`'s (its group's id is its
+/// pid). Descriptors sent along are never installed: `cmsg` only has room for the
+/// credentials, so the kernel discards them (and the datagram is refused).
+fn recv_datagram(
+    fd: std::os::fd::RawFd,
+    buf: &mut [u8],
+    cmsg: &mut [u8],
+    child: Pid,
+) -> io::Result<Datagram> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
+    let msg = recvmsg::<()>(fd, &mut iov, Some(cmsg), flags).map_err(io::Error::from)?;
+    let (len, truncated) = (msg.bytes, msg.flags.contains(MsgFlags::MSG_TRUNC));
+    let sender = msg.cmsgs().ok().and_then(|mut c| {
+        c.find_map(|m| match m {
+            ControlMessageOwned::ScmCredentials(cred) => Some(cred.pid()),
+            _ => None,
+        })
+    });
+    if truncated {
+        return Ok(Datagram::Oversized);
+    }
+    let sender = match sender {
+        Some(p) if p > 0 => p,
+        _ => return Ok(Datagram::Unknown),
+    };
+    if sender != child {
+        let group = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(sender)));
+        if group.map(nix::unistd::Pid::as_raw) != Ok(child) {
+            return Ok(Datagram::Foreign(sender));
+        }
+    }
+    let text = String::from_utf8_lossy(&buf[..len]);
+    let mut ready = false;
+    let mut status = None;
+    let mut earlier = 0;
+    for line in text.lines() {
+        if line == "READY=1" {
+            ready = true;
+        } else if let Some(s) = line.strip_prefix("STATUS=") {
+            earlier += u64::from(status.replace(s).is_some());
+        }
+    }
+    Ok(Datagram::Said {
+        ready,
+        status: status.map(str::to_string),
+        earlier,
+    })
 }
 
 /// The spec an `exec` check of `spec` runs with: its argv, the process's cwd, env and
@@ -1457,5 +1732,74 @@ mod tests {
         p.unwatch(NodeId(1));
         until("the check's task dropped", || Arc::strong_count(&fake) == 2).await;
         assert_eq!(fake.kills(), Vec::<Pid>::new());
+    }
+
+    /// A process sends `STATUS=` datagrams as fast as the socket takes them, then
+    /// `READY=1` and a last `STATUS=`: at no time is more than one message queued for the
+    /// loop, the loop hears `READY=1`, and the last `STATUS=` is the one kept.
+    #[tokio::test]
+    async fn an_sd_notify_flood_queues_one_message_and_keeps_the_latest_status() {
+        use crate::spec::ReadySpec;
+        let node = NodeId(1);
+        let mut spec = health(Check::SdNotify, 1000, 1000);
+        spec.health = None;
+        spec.ready = Some(Box::new(ReadySpec {
+            check: Check::SdNotify,
+            timeout: DEADLINE,
+            interval: Duration::from_millis(100),
+        }));
+        let mut p = Probes::new();
+        let prepared = p.prepare(node, &spec).unwrap();
+        let spec = prepared.spec.clone().unwrap();
+        let path = spec
+            .env
+            .iter()
+            .find_map(|(k, v)| (k == "NOTIFY_SOCKET").then(|| v.clone()))
+            .unwrap();
+        // This test process is the "child": its datagrams carry its own pid.
+        let me = std::process::id() as Pid;
+        p.spawned(node, me);
+        p.watch(node, me, Probe::Ready, &spec);
+
+        let sender = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        sender.set_nonblocking(true).unwrap();
+        let mut most_queued = 0;
+        let send = |msg: &[u8]| sender.send_to(msg, &path);
+        for i in 0..1500 {
+            let msg = format!("STATUS=a {i}\nSTATUS=b {i}");
+            loop {
+                match send(msg.as_bytes()) {
+                    Ok(_) => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Err(e) => panic!("send: {e}"),
+                }
+            }
+            most_queued = most_queued.max(p.rx.len());
+        }
+        for msg in ["READY=1", "STATUS=last"] {
+            while let Err(e) = send(msg.as_bytes()) {
+                assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        let mut ready = 0;
+        let mut taken = 0;
+        while p.status_text(node) != Some("last") {
+            most_queued = most_queued.max(p.rx.len());
+            let msg = next(&mut p).await;
+            assert!(matches!(msg, Msg::Notify { .. }), "{msg:?}");
+            taken += 1;
+            if let Some(input) = p.input(msg, "a") {
+                assert!(matches!(input, Input::Ready { node: n } if n == node));
+                ready += 1;
+            }
+        }
+        p.cleanup();
+        assert_eq!(most_queued, 1, "messages queued for the loop at once");
+        assert_eq!(ready, 1, "READY=1 heard once");
+        // One message per hand-over: a few per second, not one per datagram.
+        assert!(taken <= 10, "{taken} messages for 1,502 datagrams");
     }
 }

@@ -44,6 +44,7 @@
 //! CONTINUED <name> <pid> <t_ms>                        (--sigstop-self, after SIGCONT)
 //! CLOSED <name> <pid> <t_ms>                           (--close-stdout done)
 //! HOG <name> <pid> <mib> <t_ms>                        (--hog: before allocating)
+//! NOTIFYFLOOD <name> <pid> <datagrams> <bytes> <t_ms>  (--notify-flood finished)
 //! ```
 //!
 //! The reports (`FDS`, `SIGSTATE`, `CWD`, `IDS`, `LOGIN`) describe the state inherited from the
@@ -101,6 +102,9 @@ vigil-test-child: a test-only child program for vigil's integration tests.
   --touch FILE                create FILE (file readiness)
   --listen PORT               listen on 127.0.0.1:PORT (tcp readiness), until exit
   --sd-notify MSG             send MSG (\\n between lines) to $NOTIFY_SOCKET, e.g. READY=1
+  --notify-flood MS           after START, for MS ms send $NOTIFY_SOCKET datagrams of about
+                              4000 bytes, each many `STATUS=flood D line L` lines, then
+                              `STATUS=flood done` (before --sd-notify)
   --invocation-file FILE      count invocations in FILE
   --fail-invocations A..B     exit 1 right after START on invocations A..=B (1-based)
 ";
@@ -155,6 +159,7 @@ struct Opts {
     touch: Option<String>,
     listen: Option<u16>,
     sd_notify: Option<String>,
+    notify_flood: Option<u64>,
     invocation_file: Option<String>,
     fail_invocations: Option<(u64, u64)>,
 }
@@ -252,6 +257,7 @@ fn parse_args() -> Opts {
         touch: None,
         listen: None,
         sd_notify: None,
+        notify_flood: None,
         invocation_file: None,
         fail_invocations: None,
     };
@@ -305,6 +311,7 @@ fn parse_args() -> Opts {
             "--touch" => o.touch = Some(val()),
             "--listen" => o.listen = Some(num(f, &val())),
             "--sd-notify" => o.sd_notify = Some(val().replace("\\n", "\n")),
+            "--notify-flood" => o.notify_flood = Some(num(f, &val())),
             "--invocation-file" => o.invocation_file = Some(val()),
             "--fail-invocations" => {
                 let v = val();
@@ -889,6 +896,47 @@ fn flood(o: &Opts, bytes: u64) {
     );
 }
 
+/// `--notify-flood MS`: datagrams of many `STATUS=` lines to `$NOTIFY_SOCKET` for `ms`
+/// milliseconds (blocking sends: as fast as the receiver takes them), then one
+/// `STATUS=flood done`.
+fn notify_flood(o: &Opts, ms: u64) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        usage_error("--notify-flood without NOTIFY_SOCKET");
+    };
+    let socket = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(e) => usage_error(&format!("--notify-flood: cannot make a socket: {e}")),
+    };
+    let end = Instant::now() + Duration::from_millis(ms);
+    let (mut datagrams, mut bytes) = (0u64, 0u64);
+    let mut msg = Vec::with_capacity(4096);
+    while Instant::now() < end {
+        msg.clear();
+        let mut line = 0;
+        while msg.len() < 4000 {
+            let _ = writeln!(msg, "STATUS=flood {datagrams} line {line}");
+            line += 1;
+        }
+        match socket.send_to(&msg, &path) {
+            Ok(n) => {
+                datagrams += 1;
+                bytes += n as u64;
+            }
+            Err(e) => {
+                eprintln!("vigil-test-child: --notify-flood: send to {path:?}: {e}");
+                break;
+            }
+        }
+    }
+    if let Err(e) = socket.send_to(b"STATUS=flood done", &path) {
+        eprintln!("vigil-test-child: --notify-flood: send to {path:?}: {e}");
+    }
+    event(
+        &o.events,
+        &format!("NOTIFYFLOOD {} {} {datagrams} {bytes}", o.name, pid()),
+    );
+}
+
 fn invocation(o: &Opts) -> Option<u64> {
     let path = o.invocation_file.as_ref()?;
     let n = std::fs::read_to_string(path)
@@ -1045,6 +1093,9 @@ fn main() {
     }
     if let Some(bytes) = o.flood {
         flood(&o, bytes);
+    }
+    if let Some(ms) = o.notify_flood {
+        notify_flood(&o, ms);
     }
     if o.close_stdout {
         close(1);
