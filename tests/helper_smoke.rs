@@ -479,7 +479,10 @@ fn daemon_harness_captures_and_kills() {
     let ev = dir.wait_events("grandchild", TIMEOUT, |e| e.count("GRANDCHILD", "d") == 1);
     let gc = ev.first("GRANDCHILD", "d").unwrap().pid;
     assert!(d.is_running());
-    assert!(d.stdout_text().starts_with("d 0 "));
+    // The child writes its GRANDCHILD event before its flood: wait for the output.
+    d.wait_for("the flood on stdout", TIMEOUT, || {
+        d.stdout_text().starts_with("d 0 ").then_some(())
+    });
     // Read /proc until it settles: a scan can catch a process mid-fork or mid-exit.
     wait_for("the grandchild to be the only descendant", TIMEOUT, || {
         (descendants(d.pid()) == vec![gc]).then_some(())
