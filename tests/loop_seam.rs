@@ -467,3 +467,20 @@ fn a_signal_storm_around_a_stop() {
     assert_eq!(h.violations(), Vec::<String>::new());
     assert!(h.world.borrow().procs.values().all(|p| p.reaped));
 }
+
+/// Issue 13, finding 6: an exit whose SIGCHLD wake-up was lost is reaped at the next
+/// wake-up of any kind (here a SIGUSR1), not left until another child exits.
+#[test]
+fn every_wake_up_reaps_even_without_a_sigchld() {
+    let mut h = Harness::new(NESTED);
+    let old = h.pid("a");
+    h.world
+        .borrow_mut()
+        .die(old, ExitStatus::Signaled(Signal::KILL));
+    h.lp.handle(LoopEvent::Signal(Signal(libc::SIGUSR1)), h.now);
+    assert!(h.world.borrow().procs[&old].reaped, "reaped without a SIGCHLD");
+    let new = h.pid("a");
+    assert_ne!(new, old, "and restarted");
+    h.signal(Signal::TERM);
+    assert_eq!(h.run_to_exit(), 0);
+}

@@ -106,11 +106,17 @@ impl Loop {
 
     /// Handles one event completely: engine inputs, each followed by its actions.
     pub fn handle(&mut self, event: LoopEvent, now: Time) {
+        let chld = matches!(event, LoopEvent::Signal(signals::CHLD));
         match event {
             LoopEvent::Signal(sig) => self.on_signal(sig, now),
             LoopEvent::Deadline => self.feed(Input::Tick, now),
             LoopEvent::Probe(msg) => self.on_probe(msg, now),
             LoopEvent::Query(q) => self.on_query(q, now),
+        }
+        // Every wake-up also reaps (one `waitid(WNOHANG)` when nothing has exited): an
+        // exit is never left waiting for its SIGCHLD, even if that wake-up was lost.
+        if !chld {
+            self.reap(now);
         }
         self.answer_waiters();
         self.notify_status();
