@@ -164,7 +164,7 @@ impl Loop {
             let mut did = false;
             while let Some(event) = self.engine.poll_event() {
                 did = true;
-                self.observe(&event);
+                self.observe(&event, now);
                 self.log(event);
             }
             if let Some(action) = self.engine.poll_action() {
