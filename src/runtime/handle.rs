@@ -507,7 +507,7 @@ impl Loop {
     fn on_signal(&mut self, sig: Signal, now: Time) {
         match sig {
             signals::CHLD => self.reap(now),
-            signals::TERM | signals::INT => {
+            sig if signals::STOP_SIGNALS.contains(&sig) => {
                 if self.engine.stop_signal().is_none() {
                     info!(signal = %sig, "stopping the tree");
                 }
