@@ -21,10 +21,13 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
     pub log_format: LogFormat,
 
-    /// The control socket, for `run` and the client verbs (default: the [control] socket of
-    /// the config (for the client verbs: of $VIGIL_CONFIG, else /etc/vigil/vigil.toml), else
-    /// /run/vigil/control.sock as root, else $XDG_RUNTIME_DIR/vigil/control.sock).
-    #[arg(long, global = true, env = "VIGIL_SOCKET", value_name = "PATH")]
+    /// The control socket, for `run` and the client verbs (default: $VIGIL_SOCKET if set and
+    /// not empty, else the [control] socket of the config (for the client verbs: of
+    /// $VIGIL_CONFIG, else /etc/vigil/vigil.toml), else /run/vigil/control.sock as root, else
+    /// $XDG_RUNTIME_DIR/vigil/control.sock).
+    // Not clap's `env`: it takes `VIGIL_SOCKET=` (set but empty) for an empty value and
+    // fails every command with exit 2; `main` reads it through [`env_path`].
+    #[arg(long, global = true, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
     /// What to do.
@@ -118,6 +121,14 @@ pub struct ExecArgs {
 
 /// Resolves the config path: the argument, else `$VIGIL_CONFIG`, else [`DEFAULT_CONFIG`].
 pub fn config_path(arg: Option<PathBuf>) -> PathBuf {
-    arg.or_else(|| std::env::var_os("VIGIL_CONFIG").map(PathBuf::from))
+    arg.or_else(|| env_path("VIGIL_CONFIG"))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
+}
+
+/// A path from the environment variable `var`; set but empty counts as unset (as shells
+/// and container runtimes write "no value").
+pub fn env_path(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }

@@ -69,7 +69,8 @@ pub fn socket_path(flag: Option<&Path>) -> PathBuf {
         return path.to_path_buf();
     }
     let config = crate::cli::config_path(None);
-    std::fs::read_to_string(&config)
+    // Read as `vigil run` reads it: a FIFO or `/dev/zero` is passed over, not waited on.
+    crate::config::read_source(&config)
         .ok()
         .and_then(|source| crate::config::parse(&source, &config).ok())
         .and_then(|loaded| loaded.tree.ops.control_socket)

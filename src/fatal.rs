@@ -120,10 +120,12 @@ pub fn die(what: fmt::Arguments<'_>) -> ! {
 }
 
 fn end(what: fmt::Arguments<'_>, bug: bool) -> ! {
+    // Kill first: a stderr nobody reads may block the writes below, and the children must
+    // not outlive vigil's failure whatever happens to its log.
+    let killed = kill_live_groups();
     let mut line = StackText::new();
     let _ = writeln!(line, "vigil: {what}");
     sys::write_stderr(line.as_bytes());
-    let killed = kill_live_groups();
     let overflowed = OVERFLOWED.load(Ordering::SeqCst);
     let mut line = StackText::new();
     let _ = write!(

@@ -20,8 +20,12 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    init_logging(cli.log_format);
-    let socket = cli.socket.as_deref();
+    // `vigil run` logs through its stderr writer thread; the others write directly.
+    let daemon_log = matches!(cli.command, Command::Run { .. });
+    init_logging(cli.log_format, daemon_log);
+    // `VIGIL_SOCKET=` (set but empty) is unset, as `--socket` alone would say.
+    let socket = cli.socket.clone().or_else(|| cli::env_path("VIGIL_SOCKET"));
+    let socket = socket.as_deref();
     let client =
         |request, json| vigil::client::client_main(socket, request, json).map(|()| exit::OK);
     // Which way a failure is told: the daemon's through its log (human or JSON), the
@@ -55,6 +59,8 @@ fn main() -> ExitCode {
             e.code()
         }
     };
+    // The last log lines, if stderr takes them (bounded: nobody may be reading it).
+    vigil::runtime::stderr::drain(vigil::runtime::stderr::EXIT_PATIENCE);
     ExitCode::from(code)
 }
 
@@ -75,7 +81,12 @@ fn report(e: &exit::Error, daemon: bool) {
 /// `target=level` directives separated by commas; an unparsable value means `info`.
 /// (`Targets`, not `EnvFilter`: the latter links a regex engine, about 0.3 MB of resident
 /// text for span/field filters vigil does not need.)
-fn init_logging(format: LogFormat) {
+///
+/// `daemon` (`vigil run`): each line is queued for the `vigil-stderr` thread and never
+/// waits for stderr; a line the bounded queue cannot take is dropped and counted
+/// (`vigil::runtime::stderr`). Otherwise lines are written directly: `vigil exec` logs a
+/// line when its child starts and one when it exits, the other commands are short-lived.
+fn init_logging(format: LogFormat, daemon: bool) {
     use std::io::IsTerminal;
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::layer::SubscriberExt as _;
@@ -84,9 +95,21 @@ fn init_logging(format: LogFormat) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    let (writer, no_thread) = if daemon {
+        match vigil::runtime::stderr::start() {
+            Ok(w) => (
+                BoxMakeWriter::new(vigil::runtime::stderr::LogLines(w)),
+                None,
+            ),
+            Err(e) => (BoxMakeWriter::new(std::io::stderr), Some(e)),
+        }
+    } else {
+        (BoxMakeWriter::new(std::io::stderr), None)
+    };
     // Colour only for a person at a terminal; files, pipes and journald get plain text.
     let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         // A log line that cannot be written (stderr's reader is gone: EPIPE) is lost, and
@@ -97,5 +120,8 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Human => registry.with(layer).init(),
         LogFormat::Json => registry.with(layer.json().flatten_event(true)).init(),
+    }
+    if let Some(e) = no_thread {
+        tracing::warn!("{e}; vigil writes its log itself, so a stderr nobody reads stalls it");
     }
 }

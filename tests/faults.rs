@@ -501,7 +501,8 @@ fn process_limit_at_boot_exits_69() {
     let Some(cg) = Cgroup::new("pids", "pids-boot") else {
         return;
     };
-    cg.set("pids.max", "3");
+    // vigil's two threads (the loop, vigil-stderr) and two children.
+    cg.set("pids.max", "4");
     let dir = TestDir::new();
     let names = ["a", "b", "c", "d"];
     let mut toml = format!("children = {}\n", toml_array(&strs(&names)));
@@ -607,7 +608,8 @@ fn nproc_limit_as_non_root_at_boot_exits_69() {
             &format!("--regid={uid}"),
             "--clear-groups",
             "prlimit",
-            "--nproc=3:3",
+            // vigil's two threads (the loop, vigil-stderr) and two children.
+            "--nproc=4:4",
         ])
         .arg(vigil_bin())
         .arg("run")
@@ -1151,7 +1153,7 @@ fn hung_lookups_and_stat_block_neither_the_loop_nor_add_threads() {
 
     // Many tries of every check: the hung ones time out, the others fail for their own
     // reasons (a closed port, `false`), which shows they still run.
-    let documented = ["vigil", "vigil-resolve", "vigil-stat"];
+    let documented = ["vigil", "vigil-resolve", "vigil-stat", "vigil-stderr"];
     let mut most = 0;
     d.wait_for("10 failed tries of every check", LONG, || {
         let threads = thread_names(pid);
@@ -1172,7 +1174,10 @@ fn hung_lookups_and_stat_block_neither_the_loop_nor_add_threads() {
     assert!(most <= documented.len(), "{most} threads");
     let mut threads = thread_names(pid);
     threads.sort();
-    assert_eq!(threads, ["vigil", "vigil-resolve", "vigil-stat"]);
+    assert_eq!(
+        threads,
+        ["vigil", "vigil-resolve", "vigil-stat", "vigil-stderr"]
+    );
     let l = log(&d);
     assert!(
         failed_checks(&l, "c6", &format!("cannot connect to 127.0.0.1:{closed}")) >= 10,

@@ -269,5 +269,9 @@ fn http_check_naming_localhost_gates_the_next_sibling_on_the_resolver_thread() {
         .map(|c| c.trim_end().to_string())
         .collect();
     threads.sort();
-    assert_eq!(threads, ["vigil", "vigil-resolve"], "docs/threads.md");
+    assert_eq!(
+        threads,
+        ["vigil", "vigil-resolve", "vigil-stderr"],
+        "docs/threads.md"
+    );
 }

@@ -442,7 +442,8 @@ fn exit_with_ends_the_tree_with_that_childs_status() {
 }
 
 /// The threads docs/threads.md lists for `vigil run`, by name (`comm`, at most 15 bytes):
-/// the loop (the program's name), the two prefix-output writers, the two probe helpers.
+/// the loop (the program's name), the writer of vigil's stderr (its log and prefixed
+/// stderr lines), the writer of prefixed stdout lines, the two probe helpers.
 const DOCUMENTED_THREADS: [&str; 5] = [
     "vigil",
     "vigil-stdout",

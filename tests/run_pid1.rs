@@ -12,7 +12,8 @@
 //! Where `unshare` is refused, the PID-1 tests skip with a notice, except on CI (`CI=true`)
 //! where they fail (tests/common: `pid_namespaces_available`); the tests at the end check
 //! that. Pids in the events file and in vigil's log are vigil's own view: in a PID
-//! namespace vigil is 1 and its first child 2, and the harness' `/proc` helpers, which
+//! namespace vigil is 1, its thread `vigil-stderr` 2 and its first child 3, and the
+//! harness' `/proc` helpers, which
 //! take host pids, go through [`Daemon::vigil_pid`] and [`Daemon::host_pid`]. Start order
 //! is read from vigil's log, stop order from the children's `SIGNAL` lines (as in
 //! tests/run.rs). Real processes, no fixed sleeps: every wait is a predicate with a
@@ -60,11 +61,15 @@ impl Mode {
         }
     }
 
-    /// Asserts that vigil's first child has pid 2 as PID 1 (nothing else runs in the
-    /// namespace); nothing to check as a subreaper.
+    /// Asserts that vigil's first child has pid 3 as PID 1 (nothing else runs in the
+    /// namespace: pid 2 is vigil's thread `vigil-stderr`, started before anything else,
+    /// docs/threads.md); nothing to check as a subreaper.
     fn assert_first_child(self, pid: i32) {
         if self == Mode::Pid1 {
-            assert_eq!(pid, 2, "vigil is PID 1, its first child 2");
+            assert_eq!(
+                pid, 3,
+                "vigil is PID 1, its stderr thread 2, its first child 3"
+            );
         }
     }
 
@@ -831,7 +836,8 @@ fn every_unshare_form_allowed_here_runs_vigil_as_pid1() {
             .spawn();
         let ev = wait_started(&dir, &["a"]);
         let start = ev.first("START", "a").unwrap();
-        assert_eq!((start.pid, start.args[1].as_str()), (2, "1"), "{form:?}");
+        // Pid 2 is vigil's thread `vigil-stderr`.
+        assert_eq!((start.pid, start.args[1].as_str()), (3, "1"), "{form:?}");
         assert_eq!(innermost_pid(d.vigil_pid()), Some(1), "{form:?}");
         d.signal_vigil(libc::SIGTERM);
         assert_eq!(d.wait_exit(TIMEOUT), 0, "{form:?}");

@@ -114,22 +114,108 @@ impl fmt::Display for Errors {
 
 impl std::error::Error for Errors {}
 
+/// The largest config file vigil reads (4 MiB; a tree of 10,000 processes takes about
+/// 1 MiB).
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Reads and validates the config at `path`.
 pub fn load(path: &Path) -> Result<Loaded, Errors> {
-    match std::fs::read_to_string(path) {
-        Ok(source) => parse(&source, path),
-        Err(e) => Err(Errors(vec![Diagnostic {
+    let source = read_source(path).map_err(|(message, hint)| {
+        Errors(vec![Diagnostic {
             file: path.to_path_buf(),
             line: 0,
             col: 0,
             key: String::new(),
-            message: format!("cannot read the configuration: {e}"),
-            hint: Some(
-                "pass the path as an argument, or set VIGIL_CONFIG (default /etc/vigil/vigil.toml)"
-                    .into(),
-            ),
-        }])),
+            message,
+            hint: Some(hint),
+        }])
+    })?;
+    parse(&source, path)
+}
+
+/// Reads the config file at `path`: a regular file (a symlink to one is followed, as
+/// Kubernetes ConfigMaps are mounted) of at most [`MAX_CONFIG_BYTES`], in UTF-8. Opened
+/// with `O_NONBLOCK`, so that a FIFO nobody writes is refused at once instead of blocking
+/// the open; what was opened is checked with `fstat`, so `/dev/zero` or a FIFO is
+/// refused before a byte is read. The error: what is wrong, and how to fix it.
+pub fn read_source(path: &Path) -> Result<String, (String, String)> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+    let cannot = |e: std::io::Error| {
+        (
+            format!("cannot read the configuration: {e}"),
+            "pass the path as an argument, or set VIGIL_CONFIG (default /etc/vigil/vigil.toml)"
+                .to_string(),
+        )
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let (what, hint) = if kind.is_dir() {
+            ("a directory", "give the path of the config file in it")
+        } else if kind.is_fifo() {
+            (
+                "a FIFO",
+                "point vigil at a regular file (a symlink to one is fine); to generate the \
+                 config (a pipe, `<(...)`), write it to a file first",
+            )
+        } else if kind.is_char_device() {
+            (
+                "a character device",
+                "point vigil at a regular file (a symlink to one is fine)",
+            )
+        } else if kind.is_block_device() {
+            (
+                "a block device",
+                "point vigil at a regular file (a symlink to one is fine)",
+            )
+        } else if kind.is_socket() {
+            (
+                "a socket",
+                "point vigil at a regular file (a symlink to one is fine)",
+            )
+        } else {
+            (
+                "not a file",
+                "point vigil at a regular file (a symlink to one is fine)",
+            )
+        };
+        return Err((
+            format!("the configuration is not a regular file ({what})"),
+            hint.to_string(),
+        ));
     }
+    let too_large = |size: u64| {
+        (
+            format!(
+                "the configuration is larger than 4 MiB ({size} bytes; at most \
+                 {MAX_CONFIG_BYTES})"
+            ),
+            "is it the right file? a tree of 10,000 processes takes about 1 MiB".to_string(),
+        )
+    };
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    // The file may grow while it is read: never read more than the limit and one byte.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        cannot(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 ({e})"),
+        ))
+    })
 }
 
 /// Validates config text; `origin` names it in messages.

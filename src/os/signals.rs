@@ -52,9 +52,27 @@ pub const TERM: Signal = Signal(libc::SIGTERM);
 pub const CHLD: Signal = Signal(libc::SIGCHLD);
 /// SIGCONT.
 pub const CONT: Signal = Signal(libc::SIGCONT);
+/// SIGPWR: lxc-stop's stop request to a container's init.
+pub const PWR: Signal = Signal(libc::SIGPWR);
+/// `SIGRTMIN+3`: systemd's "halt", what systemd-nspawn and `machinectl poweroff` send a
+/// container's init. The number is glibc's (its `SIGRTMIN` is 34), which is what
+/// systemd, a glibc program, sends; fixed, not `libc::SIGRTMIN() + 3`, so that a vigil
+/// built against another C library (musl: 35) still hears it.
+pub const RTMIN_3: Signal = Signal(37);
+/// `SIGRTMIN+4`: systemd's "poweroff" (glibc's number, as [`RTMIN_3`]).
+pub const RTMIN_4: Signal = Signal(38);
 
-/// The signals `vigil run` acts on: stop requests, status dumps, and SIGCHLD.
-pub const TREE_SIGNALS: &[Signal] = &[TERM, INT, HUP, QUIT, USR1, USR2, CHLD];
+/// The signals `vigil run` acts on: stop requests (SIGTERM, SIGINT, and the container
+/// managers' SIGPWR, `SIGRTMIN+3`, `SIGRTMIN+4`), SIGQUIT, status dumps, and SIGCHLD.
+pub const TREE_SIGNALS: &[Signal] = &[
+    TERM, INT, HUP, QUIT, USR1, USR2, CHLD, PWR, RTMIN_3, RTMIN_4,
+];
+
+/// The stop requests: each stops the tree gracefully, as SIGTERM does (a repeat later
+/// than a second kills what is left). SIGPWR is what lxc-stop sends; `SIGRTMIN+3` and
+/// `SIGRTMIN+4` are systemd's halt and poweroff (systemd-nspawn, `machinectl`). Without a
+/// handler the kernel drops them at PID 1, and they kill any other process.
+pub const STOP_SIGNALS: &[Signal] = &[TERM, INT, PWR, RTMIN_3, RTMIN_4];
 
 /// Signals `vigil exec` never forwards, with the reason.
 ///

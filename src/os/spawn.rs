@@ -33,6 +33,21 @@ use std::process::Stdio;
 
 use nix::unistd::{Gid, Group, Uid, User};
 
+/// Variables meant for vigil itself, which no child inherits (a process's `env` may set
+/// them on purpose): where its config and control socket are (`VIGIL_CONFIG`,
+/// `VIGIL_SOCKET`: a child running `vigil status` should not reach its own supervisor by
+/// accident), and systemd's socket activation (`LISTEN_FDS`, `LISTEN_PID`,
+/// `LISTEN_FDNAMES`), whose descriptors vigil does not pass on: a child would look for
+/// sockets that are not there. The sd_notify variables are kept out too
+/// (`runtime::notify::CONSUMED_ENV`).
+pub const OWN_ENV: [&str; 5] = [
+    "VIGIL_CONFIG",
+    "VIGIL_SOCKET",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+];
+
 use crate::os::sys::{self, ChildSetup, Pid};
 use crate::spec::{CapSet, ProcessSpec};
 
@@ -251,8 +266,12 @@ fn spawn_inner(
     setup.pass_fd = options.pass_fd;
 
     let mut cmd = Command::new(program);
-    for name in crate::runtime::notify::CONSUMED_ENV {
-        cmd.env_remove(name); // vigil's own sd_notify variables; a spec's `env` may set them.
+    // vigil's own variables; a spec's `env` may set them on purpose.
+    for name in crate::runtime::notify::CONSUMED_ENV
+        .into_iter()
+        .chain(OWN_ENV)
+    {
+        cmd.env_remove(name);
     }
     cmd.args(&spec.command[1..])
         .envs(login_env(spec.user.as_deref()))

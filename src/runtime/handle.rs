@@ -170,7 +170,7 @@ impl Loop {
             let mut did = false;
             while let Some(event) = self.engine.poll_event() {
                 did = true;
-                self.observe(&event);
+                self.observe(&event, now);
                 self.log(event);
             }
             if let Some(action) = self.engine.poll_action() {
@@ -527,7 +527,7 @@ impl Loop {
     fn on_signal(&mut self, sig: Signal, now: Time) {
         match sig {
             signals::CHLD => self.reap(now),
-            signals::TERM | signals::INT => {
+            sig if signals::STOP_SIGNALS.contains(&sig) => {
                 if self.engine.stop_signal().is_none() {
                     info!(signal = %sig, "stopping the tree");
                 }

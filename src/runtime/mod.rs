@@ -24,6 +24,7 @@ pub mod ops;
 pub mod output;
 mod postmortem;
 pub mod probe;
+pub mod stderr;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -171,7 +172,12 @@ pub async fn run(
             humanize(drain)
         );
     }
-    info!(code, orphans_reaped = lp.orphans_reaped(), "vigil exiting");
+    info!(
+        code,
+        orphans_reaped = lp.orphans_reaped(),
+        log_lines_dropped = stderr::dropped_total(),
+        "vigil exiting"
+    );
     Ok(code)
 }
 

@@ -264,7 +264,8 @@ impl Loop {
 
     /// Keeps the history and the metrics, answers commands; called for every event
     /// before it is logged.
-    pub(super) fn observe(&mut self, event: &Event) {
+    pub(super) fn observe(&mut self, event: &Event, now: Time) {
+        let at = postmortem::Stamp::at(now);
         let tree = &self.tree;
         let m = self.ops.metrics.as_ref();
         match event {
@@ -279,13 +280,13 @@ impl Loop {
                 } else {
                     status.to_string()
                 };
-                self.ops.history.exited(*node, what);
+                self.ops.history.exited(*node, what, at);
                 if let Some(m) = m {
                     m.exit(&tree.node(*node).name, *status);
                 }
             }
             Event::SpawnFailed { node, error } => {
-                self.ops.history.spawn_failed(*node, error);
+                self.ops.history.spawn_failed(*node, error, at);
                 if let Some(m) = m {
                     m.spawn_failure(&tree.node(*node).name);
                 }
@@ -293,7 +294,7 @@ impl Loop {
             Event::RestartScheduled {
                 node, supervisor, ..
             } => {
-                self.ops.history.restart_counted(*supervisor, *node);
+                self.ops.history.restart_counted(*supervisor, *node, at);
                 if let Some(m) = m {
                     m.restart(&tree.node(*node).name);
                 }
@@ -305,7 +306,7 @@ impl Loop {
                 if let Some(m) = m {
                     m.give_up(&tree.node(*supervisor).name);
                 }
-                let report = self.ops.history.report(tree, *supervisor, *offender);
+                let report = self.ops.history.report(tree, *supervisor, *offender, at);
                 error!(
                     "post-mortem of supervisor {}:\n{report}",
                     tree.node(*supervisor).name
@@ -332,7 +333,7 @@ impl Loop {
                     )),
                 };
                 if let Some(what) = what {
-                    self.ops.history.exited(*supervisor, what);
+                    self.ops.history.exited(*supervisor, what, at);
                 }
             }
             Event::ControlDone {

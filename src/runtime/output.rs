@@ -40,8 +40,9 @@
 //! descriptions are shared with its parent and with `inherit` children, who would start
 //! getting `EAGAIN`. A write to them can therefore block for as long as whoever reads
 //! them wants (a full pipe, a stopped terminal). So they are written by one writer
-//! thread each ([`StdWriter`], started the first time a `prefix` child starts), never by
-//! the loop. Readers hand batches of whole lines (up to 64 KiB each) to the writer
+//! thread each, never by the loop: [`StdWriter`] for stdout, started the first time a
+//! `prefix` child starts, and [`crate::runtime::stderr`] for stderr, started with `vigil
+//! run`. Readers hand batches of whole lines (up to 64 KiB each) to the writer
 //! through a bounded queue of [`QUEUE`] batches. When the queue is full the reader stops
 //! reading (it awaits the queue), the child's pipe fills (64 KiB in the kernel), and the
 //! child blocks in `write(2)`: backpressure, not buffering. The memory vigil spends on
@@ -62,12 +63,13 @@
 //! `allow_shared_directory`), and the directory stays open so that rotation renames and
 //! reopens relative to its descriptor, never by path.
 //!
-//! The writer on stderr takes std's stderr lock for each batch, the same lock vigil's log
-//! lines take, so a child's line and a log line never interleave either. (vigil's own log
-//! lines are still written by the loop itself, as they always were: a stderr nobody
-//! reads stalls the loop through its logging, whatever the output modes.) Children in
-//! `inherit` mode write to the same fds directly, so their lines can mix with prefixed
-//! lines (anything over `PIPE_BUF` = 4 KiB is not atomic on a pipe).
+//! On stderr the writer is vigil's one stderr writer ([`crate::runtime::stderr`],
+//! thread `vigil-stderr`), which also writes vigil's own log lines: prefixed lines and log
+//! lines share its queue and are written one entry at a time, so they never interleave
+//! mid-line, and a stderr nobody reads stalls neither the loop nor its logging (log lines
+//! are dropped and counted; child batches wait, as above). Children in `inherit` mode
+//! write to the same fds directly, so their lines can mix with prefixed lines (anything
+//! over `PIPE_BUF` = 4 KiB is not atomic on a pipe).
 //!
 //! Must never: block the loop on vigil's stdout or stderr, buffer without bound, end a
 //! reader at the child's exit, make supervision wait for output, or wait for a process.
@@ -90,6 +92,7 @@ use tracing::{debug, warn};
 use crate::os::dirfd::{self, Dir};
 use crate::os::spawn::ChildStdio;
 use crate::os::sys::Pid;
+use crate::runtime::stderr::Stderr;
 use crate::spec::{FileOutput, NodeId, Output, ProcessSpec};
 
 /// The longest line written whole; longer ones are cut into pieces of this size.
@@ -107,8 +110,10 @@ struct Pending(Vec<(pipe::Receiver, Framer, Sink)>);
 /// Where a reader's batches go.
 #[derive(Clone)]
 enum Sink {
-    /// vigil's stdout or stderr, through its writer thread.
-    Std(mpsc::Sender<Vec<u8>>),
+    /// vigil's stdout, through its writer thread.
+    Stdout(mpsc::Sender<Vec<u8>>),
+    /// vigil's stderr, through its writer thread (shared with vigil's log).
+    Stderr(&'static Stderr),
     /// A process's file.
     File(Arc<Mutex<RotatingFile>>),
 }
@@ -117,9 +122,10 @@ impl Sink {
     async fn put(&self, batch: Vec<u8>) {
         match self {
             // The writer only goes away once every reader is done.
-            Sink::Std(tx) => {
+            Sink::Stdout(tx) => {
                 let _ = tx.send(batch).await;
             }
+            Sink::Stderr(w) => w.put(batch).await,
             Sink::File(f) => f
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -128,45 +134,31 @@ impl Sink {
     }
 }
 
-/// A writer thread for vigil's stdout or stderr.
+/// The writer thread for vigil's stdout.
 struct StdWriter {
     tx: mpsc::Sender<Vec<u8>>,
     finished: oneshot::Receiver<()>,
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Std {
-    Out,
-    Err,
-}
-
 impl StdWriter {
-    fn start(which: Std) -> io::Result<StdWriter> {
+    fn start() -> io::Result<StdWriter> {
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(QUEUE);
         let (done, finished) = oneshot::channel();
-        let (name, stream) = match which {
-            Std::Out => ("vigil-stdout", "vigil's stdout"),
-            Std::Err => ("vigil-stderr", "vigil's stderr"),
-        };
         std::thread::Builder::new()
-            .name(name.into())
+            .name("vigil-stdout".into())
             .stack_size(128 * 1024)
             .spawn(move || {
                 let mut failed = false;
                 while let Some(batch) = rx.blocking_recv() {
-                    let result = match which {
-                        Std::Out => {
-                            let mut out = io::stdout().lock();
-                            out.write_all(&batch).and_then(|()| out.flush())
-                        }
-                        Std::Err => io::stderr().lock().write_all(&batch),
-                    };
+                    let mut out = io::stdout().lock();
+                    let result = out.write_all(&batch).and_then(|()| out.flush());
+                    drop(out);
                     // Keep draining after an error, so children never block on a dead
                     // stdout; say so once.
                     match result {
                         Err(e) if !failed => {
                             failed = true;
-                            warn!("cannot write child output to {stream} ({e}); dropping it until a write succeeds");
+                            warn!("cannot write child output to vigil's stdout ({e}); dropping it until a write succeeds");
                         }
                         Ok(()) => failed = false,
                         Err(_) => {}
@@ -182,7 +174,7 @@ impl StdWriter {
 /// readers.
 pub struct Outputs {
     stdout: Option<StdWriter>,
-    stderr: Option<StdWriter>,
+    stderr: Option<&'static Stderr>,
     files: HashMap<NodeId, Arc<Mutex<RotatingFile>>>,
     /// Cloned into every reader; the receiver sees the end once all are dropped.
     live: mpsc::Sender<()>,
@@ -245,10 +237,18 @@ impl Outputs {
                 return Ok((stdio, Pending(Vec::new())));
             }
             Output::Prefix => {
-                let out = std_writer(&mut self.stdout, Std::Out, name)?;
-                let err = std_writer(&mut self.stderr, Std::Err, name)?;
+                let out = Sink::Stdout(stdout_writer(&mut self.stdout, name)?);
+                let err = match self.stderr {
+                    Some(w) => w,
+                    None => {
+                        let w = crate::runtime::stderr::start()
+                            .map_err(|e| format!("{name}: {e}, or use output = \"inherit\""))?;
+                        *self.stderr.insert(w)
+                    }
+                };
+                let err = Sink::Stderr(err);
                 let headers = (format!("{name} | "), format!("{name} + "));
-                (Sink::Std(out), Sink::Std(err), headers)
+                (out, err, headers)
             }
             Output::File(f) => {
                 let file = match self.files.get(&node) {
@@ -293,22 +293,24 @@ impl Outputs {
         async move {
             // `recv` returns `None` once every reader has dropped its `live` clone.
             let _ = all_done.recv().await;
-            for w in [stdout, stderr].into_iter().flatten() {
+            if let Some(w) = stdout {
                 drop(w.tx);
                 let _ = w.finished.await;
+            }
+            if let Some(w) = stderr {
+                w.flushed().await;
             }
             drop(files);
         }
     }
 }
 
-fn std_writer(
+fn stdout_writer(
     slot: &mut Option<StdWriter>,
-    which: Std,
     name: &str,
 ) -> Result<mpsc::Sender<Vec<u8>>, String> {
     if slot.is_none() {
-        let w = StdWriter::start(which).map_err(|e| {
+        let w = StdWriter::start().map_err(|e| {
             format!("{name}: cannot start the thread that writes prefixed output ({e}); raise the thread limit or use output = \"inherit\"")
         })?;
         *slot = Some(w);

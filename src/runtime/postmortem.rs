@@ -5,6 +5,11 @@
 //!
 //! Plain bookkeeping: bounded memory (a few entries per node), no decisions. The only
 //! I/O is [`write_termination_log`].
+//!
+//! Two clocks: each record is stamped ([`Stamp`]) with the loop's monotonic time, the
+//! engine's clock, which decides what lies inside a supervisor's period (so the report
+//! counts the restarts the engine counted, whatever the wall clock did meanwhile: NTP
+//! steps, a VM resumed, `date -s`), and with the wall clock, which is only printed.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -14,6 +19,7 @@ use std::path::Path;
 use nix::fcntl::OFlag;
 use std::time::{Duration, SystemTime};
 
+use crate::core::Time;
 use crate::os::dirfd;
 use crate::spec::{NodeId, Tree, humanize};
 
@@ -24,10 +30,29 @@ const RESTARTS_KEPT: usize = 16;
 /// Kubernetes reads at most this many bytes of the termination message.
 pub const TERMINATION_LOG_MAX: usize = 4096;
 
+/// When something was observed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// On the loop's monotonic clock (`runtime::now()`): for windows.
+    pub mono: Time,
+    /// On the wall clock: for printing only.
+    pub wall: SystemTime,
+}
+
+impl Stamp {
+    /// `mono` (the loop's time of the event) with the wall clock's time now.
+    pub fn at(mono: Time) -> Stamp {
+        Stamp {
+            mono,
+            wall: SystemTime::now(),
+        }
+    }
+}
+
 /// One remembered end of a run.
 #[derive(Clone, Debug)]
 pub struct ExitRecord {
-    /// When it was observed.
+    /// When it was observed, on the wall clock (printed only).
     pub at: SystemTime,
     /// `exit code 1`, `killed by SIGKILL`, `failed to start: ...`, `gave up (...)`.
     pub what: String,
@@ -41,7 +66,7 @@ struct NodeHistory {
     /// The last spawn error, for the answer to a failed `vigil start`.
     spawn_error: Option<String>,
     /// Supervisors: times and children of the last restarts counted.
-    counted: VecDeque<(SystemTime, NodeId)>,
+    counted: VecDeque<(Stamp, NodeId)>,
     /// Supervisors: the report of the last give-up.
     report: Option<String>,
 }
@@ -60,32 +85,29 @@ impl History {
         }
     }
 
-    /// `node`'s run ended (`what` says how).
-    pub fn exited(&mut self, node: NodeId, what: String) {
+    /// `node`'s run ended (`what` says how), at `at`.
+    pub fn exited(&mut self, node: NodeId, what: String, at: Stamp) {
         let h = &mut self.nodes[node.index()];
         if h.exits.len() == EXITS_KEPT {
             h.exits.pop_front();
         }
-        h.exits.push_back(ExitRecord {
-            at: SystemTime::now(),
-            what,
-        });
+        h.exits.push_back(ExitRecord { at: at.wall, what });
     }
 
-    /// A spawn of `node` failed with `error`.
-    pub fn spawn_failed(&mut self, node: NodeId, error: &str) {
+    /// A spawn of `node` failed with `error`, at `at`.
+    pub fn spawn_failed(&mut self, node: NodeId, error: &str, at: Stamp) {
         self.nodes[node.index()].spawn_error = Some(error.to_string());
-        self.exited(node, format!("failed to start: {error}"));
+        self.exited(node, format!("failed to start: {error}"), at);
     }
 
-    /// `supervisor` counted a restart of `child`.
-    pub fn restart_counted(&mut self, supervisor: NodeId, child: NodeId) {
+    /// `supervisor` counted a restart of `child` at `at` (the engine's time of it).
+    pub fn restart_counted(&mut self, supervisor: NodeId, child: NodeId, at: Stamp) {
         self.nodes[child.index()].restarts += 1;
         let c = &mut self.nodes[supervisor.index()].counted;
         if c.len() == RESTARTS_KEPT {
             c.pop_front();
         }
-        c.push_back((SystemTime::now(), child));
+        c.push_back((at, child));
     }
 
     /// Restarts of `node` counted so far.
@@ -104,9 +126,16 @@ impl History {
     }
 
     /// Writes, remembers and returns the post-mortem of `supervisor` giving up on
-    /// `offender`. When the offender is a supervisor, its own last report follows.
-    pub fn report(&mut self, tree: &Tree, supervisor: NodeId, offender: NodeId) -> String {
-        let now = SystemTime::now();
+    /// `offender` at `now`. When the offender is a supervisor, its own last report
+    /// follows. The restarts listed are those within the period on the monotonic clock,
+    /// the ones the engine counted.
+    pub fn report(
+        &mut self,
+        tree: &Tree,
+        supervisor: NodeId,
+        offender: NodeId,
+        now: Stamp,
+    ) -> String {
         let sup = tree.node(supervisor);
         let spec = sup.as_supervisor();
         let (intensity, period) = spec.map_or((0, Duration::ZERO), |s| (s.intensity, s.period));
@@ -121,7 +150,7 @@ impl History {
             r,
             "vigil: supervisor {} gave up at {}: more than {intensity} restart{} in {}",
             sup.name,
-            time(now),
+            time(now.wall),
             if intensity == 1 { "" } else { "s" },
             humanize(period)
         );
@@ -138,10 +167,10 @@ impl History {
                 let _ = writeln!(r, "  {}  {}", time(e.at), e.what);
             }
         }
-        let counted: Vec<&(SystemTime, NodeId)> = self.nodes[supervisor.index()]
+        let counted: Vec<&(Stamp, NodeId)> = self.nodes[supervisor.index()]
             .counted
             .iter()
-            .filter(|(t, _)| now.duration_since(*t).unwrap_or_default() <= period)
+            .filter(|(t, _)| now.mono.saturating_duration_since(t.mono) <= period)
             .collect();
         let _ = writeln!(
             r,
@@ -151,7 +180,7 @@ impl History {
             counted.len()
         );
         for (t, c) in counted {
-            let _ = writeln!(r, "  {}  {}", time(*t), tree.node(*c).name);
+            let _ = writeln!(r, "  {}  {}", time(t.wall), tree.node(*c).name);
         }
         if let Some(inner) = self.nodes[offender.index()].report.as_deref() {
             let _ = write!(r, "before that, {inner}");
@@ -234,6 +263,62 @@ fn shared_directory(dir: &Path, why: &str) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tree whose root allows 3 restarts in 5 s, with one process `web`.
+    fn tree() -> Tree {
+        let toml = "intensity = 3\nperiod = \"5s\"\nchildren = [\"web\"]\n\
+                    [process.web]\ncommand = [\"web\"]\n";
+        crate::config::parse(toml, Path::new("t.toml"))
+            .expect("a valid tree")
+            .tree
+    }
+
+    /// A stamp `mono_ms` into the run, with the wall clock at `wall_s` seconds of epoch.
+    fn stamp(mono_ms: u64, wall_s: u64) -> Stamp {
+        Stamp {
+            mono: Time::from_origin(Duration::from_millis(mono_ms)),
+            wall: SystemTime::UNIX_EPOCH + Duration::from_secs(wall_s),
+        }
+    }
+
+    /// Three restarts 1 s apart, then the give-up 1 s after the last, while the wall
+    /// clock jumps by an hour (forwards: an NTP step, a resumed VM; backwards: `date -s`).
+    /// The report counts and lists the three restarts the engine counted, whatever the
+    /// jump. Before, the window was taken on the wall clock: forwards it said
+    /// "restarts counted ...: 0 (intensity 3)" in the report of a supervisor that had
+    /// just given up for more than 3.
+    #[test]
+    fn the_window_is_on_the_monotonic_clock_whatever_the_wall_clock_does() {
+        let t = tree();
+        let web = t.ids().find(|&id| t.node(id).name == "web").unwrap();
+        let base = 1_800_000_000;
+        for jump in [3600_i64, -3600, 0] {
+            let mut h = History::new(&t);
+            for i in 0..3 {
+                h.exited(web, "exit code 1".into(), stamp(i * 1000, base + i));
+                h.restart_counted(NodeId::ROOT, web, stamp(i * 1000, base + i));
+            }
+            // A restart 10 s before, outside the window however the wall clock moved.
+            let mut old = History::new(&t);
+            old.restart_counted(NodeId::ROOT, web, stamp(0, base));
+            let now = stamp(3000, base.saturating_add_signed(3 + jump));
+            let r = h.report(&t, NodeId::ROOT, web, now);
+            assert!(
+                r.contains("restarts counted by root in the last 5s: 3 (intensity 3)"),
+                "jump {jump}: {r}"
+            );
+            for i in 0..3 {
+                let wall = time(SystemTime::UNIX_EPOCH + Duration::from_secs(base + i));
+                assert!(r.contains(&format!("  {wall}  web")), "jump {jump}: {r}");
+            }
+            assert!(r.contains(&time(now.wall)), "{r}");
+            let r = old.report(&t, NodeId::ROOT, web, stamp(10_001, base + 10 - 3600));
+            assert!(
+                r.contains("in the last 5s: 0 (intensity 3)"),
+                "jump {jump}: {r}"
+            );
+        }
+    }
 
     #[test]
     fn termination_log_is_cut_at_4096_bytes_on_a_char_boundary() {
