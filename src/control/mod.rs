@@ -18,6 +18,7 @@
 //! replaced, a live vigil's is not ("another vigil is listening on PATH").
 
 pub mod http;
+pub mod limits;
 pub mod protocol;
 pub mod server;
 
