@@ -138,6 +138,7 @@ fn print(request: &Request, r: &Response, json: bool) -> Result<(), Error> {
             Some(ErrorKind::TimedOut) => Error::TimedOut(message),
             Some(ErrorKind::PermissionDenied) => Error::NoPermission(message),
             Some(ErrorKind::BadRequest) => Error::Internal(message),
+            Some(ErrorKind::Busy) => Error::Unavailable(message),
             _ => Error::Refused(message),
         });
     }

@@ -1,9 +1,10 @@
 //! The control socket under bad input: garbage bytes, invalid UTF-8, JSON of the wrong
 //! shape, requests over the size limit, truncated requests, clients that connect and send
-//! nothing, hundreds of concurrent connections, and a client of another uid. Each one is
-//! refused with a clean `bad_request` (or `permission_denied`) answer or a closed
-//! connection, other clients are served meanwhile, and afterwards `vigil status` works
-//! and the tree is untouched (the children's pids are the ones from before).
+//! nothing, hundreds of concurrent connections (at most `[control] max_connections` held),
+//! connections that are all busy, and a client of another uid. Each one is refused with a
+//! clean `bad_request`, `busy` (or `permission_denied`) answer or a closed connection,
+//! other clients are served meanwhile, and afterwards `vigil status` works and the tree is
+//! untouched (the children's pids are the ones from before).
 
 #![allow(clippy::disallowed_methods)]
 
@@ -281,33 +282,106 @@ fn silent_clients_time_out_while_others_are_served() {
     assert_untouched(&mut d, &before);
 }
 
+/// 500 connections at once, all idle: vigil holds at most `[control] max_connections`
+/// (16) of them, each newcomer closing the one that has waited longest without a request,
+/// so a fresh client is still served. When they all send a request afterwards, the ones
+/// still held are answered and the others find their connection closed (never a hang).
 #[test]
 fn five_hundred_concurrent_connections() {
     let dir = TestDir::new();
     let (mut d, before) = start(&dir);
     let s = d.socket().to_path_buf();
+    let base = proc_usage(d.pid()).unwrap().fds;
     let mut conns: Vec<UnixStream> = (0..500)
         .map(|_| UnixStream::connect(&s).expect("connect"))
         .collect();
-    // All 500 are open and idle; a fresh client is still served.
+    // All 500 are open and idle; a fresh client is still served (it is accepted after
+    // all of them).
     status_ok(&s);
+    let held = proc_usage(d.pid()).unwrap().fds;
+    assert!(
+        held <= base + 16,
+        "vigil holds {held} descriptors ({base} before): more than the 16 connections of \
+         the cap"
+    );
+    let mut answered = 0;
     for c in &mut conns {
-        c.write_all(b"{\"op\":\"status\"}\n").unwrap();
+        let _ = c.write_all(b"{\"op\":\"status\"}\n");
     }
     for (i, c) in conns.iter_mut().enumerate() {
         c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut out = String::new();
-        c.read_to_string(&mut out)
-            .unwrap_or_else(|e| panic!("connection {i}: {e}"));
-        let v: serde_json::Value =
-            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{i}: {e}: {out:?}"));
-        assert_eq!(v["ok"], true, "connection {i}: {out}");
+        let mut out = Vec::new();
+        match c.read_to_end(&mut out) {
+            Ok(_) if out.is_empty() => {}
+            Ok(_) => {
+                let out = String::from_utf8(out).expect("UTF-8");
+                let v: serde_json::Value =
+                    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{i}: {e}: {out:?}"));
+                assert_eq!(v["ok"], true, "connection {i}: {out}");
+                answered += 1;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("connection {i}: {e}"),
+        }
     }
+    eprintln!(
+        "[500 idle control connections] vigil held {held} descriptors (was {base}); {answered} answered afterwards"
+    );
+    assert!(
+        (1..=16).contains(&answered),
+        "{answered} of the 500 were answered; vigil holds at most 16"
+    );
     // 500 that connect and hang up at once.
     for _ in 0..500 {
         drop(UnixStream::connect(&s).expect("connect"));
     }
     assert_untouched(&mut d, &before);
+}
+
+/// When all 16 connections are busy (`wait-ready` requests for a stopped child), a
+/// newcomer is answered `busy` at once (`vigil status` exits 69 and names the setting);
+/// once they are answered, clients are served again.
+#[test]
+fn busy_connections_refuse_newcomers() {
+    let dir = TestDir::new();
+    let (mut d, _) = start(&dir);
+    let s = d.socket().to_path_buf();
+    let (code, out) = client(&s, &["stop", "a"]);
+    assert_eq!(code, 0, "stop a: {out}");
+    let wait = b"{\"op\":\"wait_ready\",\"name\":\"a\",\"timeout_ms\":5000}\n";
+    // One more waiter per try, until a client is refused (a try that is served took the
+    // place of a waiter whose request vigil had not read yet).
+    let mut waiters = Vec::new();
+    let busy = d.wait_for("a client refused as busy", TIMEOUT, || {
+        let mut c = UnixStream::connect(&s).ok()?;
+        c.write_all(wait).ok()?;
+        waiters.push(c);
+        let (code, out) = client(&s, &["status"]);
+        (code == 69).then_some(out)
+    });
+    assert!(
+        busy.contains("[control] max_connections") && busy.contains("try again"),
+        "{busy}"
+    );
+    let reply = raw(&s, b"{\"op\":\"status\"}\n");
+    assert_refused(&reply, "busy", "a client while 16 wait");
+    // The waiters are answered when their time is up (or were closed to make room).
+    for (i, c) in waiters.iter_mut().enumerate() {
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut out = Vec::new();
+        match c.read_to_end(&mut out) {
+            Ok(_) if out.is_empty() => {}
+            Ok(_) => assert_refused(
+                &String::from_utf8(out).expect("UTF-8"),
+                "timed_out",
+                &format!("waiter {i}"),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("waiter {i}: {e}"),
+        }
+    }
+    status_ok(&s);
+    assert!(d.is_running());
 }
 
 #[test]

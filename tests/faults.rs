@@ -17,7 +17,6 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -309,8 +308,10 @@ fn descriptor_limit_at_boot_is_a_clean_failure() {
     );
 }
 
-/// Descriptors run out later (control-socket clients hold them): a restart fails with
-/// EMFILE, is logged and counted, and succeeds once the clients go; the tree runs on.
+/// Descriptors run out later: a restart fails with EMFILE, is logged and counted, and
+/// succeeds once descriptors are there again; the tree runs on. (Clients cannot take
+/// them any more, see tests/hostile_clients.rs: vigil's soft limit is lowered under it
+/// with `prlimit --pid` to its lowest free descriptor, then raised back.)
 #[test]
 fn descriptor_limit_later_is_a_counted_failed_restart() {
     if !have("prlimit") {
@@ -330,7 +331,7 @@ fn descriptor_limit_later_is_a_counted_failed_restart() {
     let cfg = dir.write("vigil.toml", &toml);
     let mut d = vigil_in(&dir)
         .program("prlimit")
-        .arg("--nofile=24:24")
+        .arg("--nofile=256:256")
         .arg(vigil_bin())
         .arg("run")
         .arg(&cfg)
@@ -338,18 +339,28 @@ fn descriptor_limit_later_is_a_counted_failed_restart() {
     let socket = d.socket().to_path_buf();
     let ev = wait_started(&dir, &["w"]);
     d.wait_for("the socket", TIMEOUT, || socket.exists().then_some(()));
-    // Fill vigil's descriptor table with idle clients (it accepts until EMFILE).
-    let mut clients = Vec::new();
-    for _ in 0..40 {
-        clients.push(UnixStream::connect(&socket).expect("connect to the control socket"));
-    }
-    wait_log(&d, "accept failed", LONG);
+    let pid = d.pid().to_string();
+    let set_soft = |n: usize| {
+        let ok = Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={n}:")])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "prlimit --pid {pid} --nofile={n}:");
+    };
+    // The lowest descriptor vigil does not use: with the soft limit there, vigil can
+    // open nothing more.
+    let open: std::collections::HashSet<usize> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("vigil's descriptors")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let lowest_free = (0..).find(|n| !open.contains(n)).unwrap();
+    set_soft(lowest_free);
     kill(ev.starts("w")[0], libc::SIGKILL);
     d.wait_for("two restarts failing for lack of descriptors", LONG, || {
         (log_count(&d, "out of resources (Too many open files") >= 2).then_some(())
     });
-    drop(clients);
-    dir.wait_events("w back once the clients are gone", LONG, |e| {
+    set_soft(256);
+    dir.wait_events("w back once descriptors are there", LONG, |e| {
         e.count("START", "w") == 2
     });
     let st = status_json_of(&socket);

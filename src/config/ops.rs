@@ -11,11 +11,13 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use super::Cx;
-use super::toolkit::{Field, boolean, entries, join, nonempty_string, type_error, unknown_key};
+use super::toolkit::{
+    Field, boolean, describe, entries, integer, join, nonempty_string, type_error, unknown_key,
+};
 use crate::spec::Ops;
 
-pub(super) const CONTROL_KEYS: &[&str] = &["enabled", "socket"];
-pub(super) const HTTP_KEYS: &[&str] = &["listen"];
+pub(super) const CONTROL_KEYS: &[&str] = &["enabled", "max_connections", "socket"];
+pub(super) const HTTP_KEYS: &[&str] = &["listen", "max_connections"];
 
 /// Reads the top-level key `k` (`control`, `http` or `termination_log`) into `ops`.
 pub(super) fn read(cx: &mut Cx<'_>, ops: &mut Ops, k: &str, v: &Spanned<DeValue<'_>>) {
@@ -38,6 +40,11 @@ pub(super) fn read(cx: &mut Cx<'_>, ops: &mut Ops, k: &str, v: &Spanned<DeValue<
                         }
                     }
                     "socket" => ops.control_socket = absolute_path(cx, &path, v),
+                    "max_connections" => {
+                        if let Some(n) = max_connections(cx, &path, v) {
+                            ops.control_max_connections = n;
+                        }
+                    }
                     _ => unknown_key(cx, k, key, key_at, CONTROL_KEYS),
                 }
             }
@@ -53,6 +60,11 @@ pub(super) fn read(cx: &mut Cx<'_>, ops: &mut Ops, k: &str, v: &Spanned<DeValue<
                     "listen" => {
                         listen = true;
                         ops.http_listen = address(cx, &path, v);
+                    }
+                    "max_connections" => {
+                        if let Some(n) = max_connections(cx, &path, v) {
+                            ops.http_max_connections = n;
+                        }
                     }
                     _ => unknown_key(cx, k, key, key_at, HTTP_KEYS),
                 }
@@ -110,6 +122,35 @@ fn absolute_path(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Optio
         return None;
     }
     Some(PathBuf::from(s))
+}
+
+/// `max_connections`: a whole number from 1 to [`Ops::MAX_CONNECTIONS_LIMIT`].
+fn max_connections(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Option<u32> {
+    let max = Ops::MAX_CONNECTIONS_LIMIT;
+    let hint = format!(
+        "the number of clients served at once, from 1 to {max}; a client beyond it takes the \
+         place of one that has not sent its request, or is refused (see docs/operating.md, \
+         \"Hostile clients\")"
+    );
+    match integer(v.get_ref()) {
+        Some(Some(n)) if (1..=i64::from(max)).contains(&n) => Some(n as u32),
+        Some(_) => {
+            cx.error(
+                v.span().start,
+                path,
+                format!(
+                    "max_connections must be from 1 to {max}, found {}",
+                    describe(v.get_ref())
+                ),
+                Some(hint),
+            );
+            None
+        }
+        None => {
+            type_error(cx, path, v, "a whole number of connections", Some(hint));
+            None
+        }
+    }
 }
 
 fn address(cx: &mut Cx<'_>, path: &str, v: &Spanned<DeValue<'_>>) -> Option<std::net::SocketAddr> {

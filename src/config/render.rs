@@ -32,12 +32,20 @@ fn ops(out: &mut String, ops: &crate::spec::Ops) {
     }
     let control = match (&ops.control_socket, ops.control_enabled) {
         (_, false) => "disabled".to_string(),
-        (Some(p), true) => format!("socket {}", p.display()),
-        (None, true) => "socket (default)".to_string(),
+        (Some(p), true) => format!(
+            "socket {}, max_connections {}",
+            p.display(),
+            ops.control_max_connections
+        ),
+        (None, true) => format!(
+            "socket (default), max_connections {}",
+            ops.control_max_connections
+        ),
     };
-    let http = ops
-        .http_listen
-        .map_or_else(|| "none".to_string(), |a| format!("listen {a}"));
+    let http = ops.http_listen.map_or_else(
+        || "none".to_string(),
+        |a| format!("listen {a}, max_connections {}", ops.http_max_connections),
+    );
     let log = ops.termination_log.as_ref().map_or_else(
         || {
             format!(

@@ -5,25 +5,44 @@
 //! loop through a [`Query`] (so `/livez` proves the loop answers), with a deadline: a loop
 //! that does not answer within [`LOOP_DEADLINE`] gets a 503. Nothing here runs, and no
 //! socket is open, unless `[http]` is configured.
+//!
+//! Every client is assumed hostile: at most `[http] max_connections` connections are
+//! served at once, and none when descriptors run short ([`super::limits`]); a request head
+//! is at most [`MAX_HEAD`] bytes (431 otherwise) and must arrive within [`HEADER_TIMEOUT`],
+//! which also closes a keep-alive connection idle that long; a connection lives at most
+//! [`MAX_LIFETIME`]. A connection refused gets a 503 and is closed at once.
 
 use std::convert::Infallible;
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
+use super::limits::{Pool, Refusal, Slot};
 use super::{Endpoint, HttpReply, Query};
 
 /// How long an endpoint waits for the loop before answering 503.
 pub const LOOP_DEADLINE: Duration = Duration::from_secs(5);
 
-/// How long a client has to send its request headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has to send its request headers; also how long a keep-alive
+/// connection may wait for its next request.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest request head (request line and headers) read: hyper's read buffer.
+pub const MAX_HEAD: usize = 16 * 1024;
+
+/// How long a connection is served; then it is closed once its current request is
+/// answered (or after [`LIFETIME_GRACE`] more).
+pub const MAX_LIFETIME: Duration = Duration::from_secs(60);
+
+/// How long a connection past [`MAX_LIFETIME`] has to finish its current request.
+const LIFETIME_GRACE: Duration = Duration::from_secs(10);
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
@@ -34,12 +53,23 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener
     Ok(listener)
 }
 
-/// Serves `listener` (call inside the runtime); every request goes to `tx`.
-pub fn spawn(listener: std::net::TcpListener, tx: mpsc::Sender<Query>) -> std::io::Result<()> {
+/// Serves `listener` (call inside the runtime), at most `max_connections` connections of
+/// `pool` at once; every request goes to `tx`.
+pub fn spawn(
+    listener: std::net::TcpListener,
+    tx: mpsc::Sender<Query>,
+    pool: &Pool,
+    max_connections: u32,
+) -> std::io::Result<()> {
     let listener = TcpListener::from_std(listener)?;
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "http endpoints listening: /livez /readyz /status /metrics");
+        tracing::info!(
+            %addr,
+            max_connections,
+            "http endpoints listening: /livez /readyz /status /metrics"
+        );
     }
+    let clients = pool.listener("http", "[http] max_connections", max_connections);
     tokio::spawn(async move {
         loop {
             let stream = match listener.accept().await {
@@ -50,20 +80,72 @@ pub fn spawn(listener: std::net::TcpListener, tx: mpsc::Sender<Query>) -> std::i
                     continue;
                 }
             };
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| route(req, tx.clone()));
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service);
-                if let Err(e) = conn.await {
-                    debug!("http: connection ended with an error: {e}");
+            let slot = match clients.admit(stream.as_raw_fd()).await {
+                Ok(slot) => slot,
+                Err(why) => {
+                    refuse(stream, why);
+                    continue;
                 }
-            });
+            };
+            let handle = slot.handle();
+            let task = tokio::spawn(serve(stream, tx.clone(), slot));
+            handle.set_abort(task.abort_handle());
         }
     });
     Ok(())
+}
+
+/// One connection, for at most [`MAX_LIFETIME`].
+async fn serve(stream: TcpStream, tx: mpsc::Sender<Query>, slot: Slot) {
+    let handle = slot.handle();
+    let service = hyper::service::service_fn(move |req| {
+        let busy = handle.busy();
+        let tx = tx.clone();
+        async move {
+            let r = route(req, tx).await;
+            drop(busy);
+            r
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let ended = match tokio::time::timeout(MAX_LIFETIME, conn.as_mut()).await {
+        Ok(ended) => ended,
+        Err(_) => {
+            conn.as_mut().graceful_shutdown();
+            tokio::time::timeout(LIFETIME_GRACE, conn)
+                .await
+                .unwrap_or(Ok(()))
+        }
+    };
+    if let Err(e) = ended {
+        debug!("http: connection ended with an error: {e}");
+    }
+    drop(slot);
+}
+
+/// Answers a connection that is not served with a 503 if its socket takes it at once, and
+/// closes it: nothing waits, nothing is kept.
+fn refuse(stream: TcpStream, why: Refusal) {
+    let body = match why {
+        Refusal::Busy => {
+            "vigil is serving as many HTTP connections as [http] max_connections allows; \
+             try again\n"
+        }
+        Refusal::Descriptors => {
+            "vigil keeps its remaining file descriptors for its children; try again\n"
+        }
+    };
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {TEXT}\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    super::limits::refuse(&stream, answer.as_bytes());
 }
 
 async fn route(

@@ -21,6 +21,7 @@
 //! file of vigil's user, and only a socket of vigil's user is ever removed.
 
 pub mod http;
+pub mod limits;
 pub mod protocol;
 pub mod server;
 

@@ -79,6 +79,9 @@ pub enum ErrorKind {
     TimedOut,
     /// vigil is stopping or exiting.
     Stopping,
+    /// vigil serves as many control connections as it may (`[control] max_connections`,
+    /// or its descriptors are kept for its children); try again.
+    Busy,
 }
 
 /// A response.

@@ -2,12 +2,15 @@
 //! connection that checks the peer, reads one request, hands it to the loop as a
 //! [`Query`], and writes the answer.
 //!
-//! It never answers a request itself (except malformed, unauthorised or late ones), and
-//! never blocks the loop: reads have a size limit and a timeout.
+//! It never answers a request itself (except malformed, unauthorised, late or refused
+//! ones), and never blocks the loop: reads have a size limit and a timeout, writes a
+//! timeout, and at most `[control] max_connections` connections are served at once
+//! ([`super::limits`]).
 
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 use super::Query;
+use super::limits::{self, Handle, Pool, Refusal, Slot};
 use super::protocol::{ErrorKind, MAX_REQUEST, READ_TIMEOUT, Request, Response};
 use crate::os::dirfd::{self, Dir};
 
@@ -192,36 +196,74 @@ fn check_directory(path: &Path, dir: &Dir) -> Result<(), BindError> {
     }
 }
 
-/// Starts accepting on `bound` (call inside the runtime); every request goes to `tx`.
-pub fn spawn(bound: &mut Bound, tx: mpsc::Sender<Query>) -> io::Result<()> {
+/// Starts accepting on `bound` (call inside the runtime), at most `max_connections`
+/// connections of `pool` at once ([`super::limits`]); every request goes to `tx`.
+pub fn spawn(
+    bound: &mut Bound,
+    tx: mpsc::Sender<Query>,
+    pool: &Pool,
+    max_connections: u32,
+) -> io::Result<()> {
     let std_listener = bound
         .listener
         .take()
         .ok_or_else(|| io::Error::other("the control socket is already being served"))?;
     let listener = UnixListener::from_std(std_listener)?;
     let me = nix::unistd::geteuid().as_raw();
+    let clients = pool.listener(
+        "control socket",
+        "[control] max_connections",
+        max_connections,
+    );
     tokio::spawn(async move {
         loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    tokio::spawn(serve(stream, tx.clone(), me));
-                }
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
                 Err(e) => {
                     // EMFILE and friends: log, and give the system a moment (not a poll:
                     // this only runs after an error).
                     warn!("control socket: accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
-            }
+            };
+            let slot = match clients.admit(stream.as_raw_fd()).await {
+                Ok(slot) => slot,
+                Err(why) => {
+                    refuse(&stream, why);
+                    continue;
+                }
+            };
+            let handle = slot.handle();
+            let task = tokio::spawn(serve(stream, tx.clone(), me, slot));
+            handle.set_abort(task.abort_handle());
         }
     });
     Ok(())
 }
 
-/// One connection: check the peer, read one request, answer it.
-async fn serve(mut stream: UnixStream, tx: mpsc::Sender<Query>, me: u32) {
+/// Answers a connection that is not served with a `busy` error if its socket takes it at
+/// once, and closes it.
+fn refuse(stream: &UnixStream, why: Refusal) {
+    let message = match why {
+        Refusal::Busy => {
+            "vigil is serving as many control connections as [control] max_connections \
+             allows, all of them busy; try again"
+        }
+        Refusal::Descriptors => {
+            "vigil keeps its remaining file descriptors for its children; try again"
+        }
+    };
+    let line = Response::error(ErrorKind::Busy, message).to_line();
+    limits::refuse(stream, line.as_bytes());
+}
+
+/// One connection: check the peer, read one request, answer it. It may be closed by a
+/// full table while it reads its request or while its answer is written.
+async fn serve(mut stream: UnixStream, tx: mpsc::Sender<Query>, me: u32, slot: Slot) {
+    let handle = slot.handle();
     let response = match stream.peer_cred() {
-        Ok(cred) if cred.uid() == me || cred.uid() == 0 => answer(&mut stream, tx).await,
+        Ok(cred) if cred.uid() == me || cred.uid() == 0 => answer(&mut stream, tx, &handle).await,
         Ok(cred) => {
             warn!(
                 uid = cred.uid(),
@@ -241,7 +283,12 @@ async fn serve(mut stream: UnixStream, tx: mpsc::Sender<Query>, me: u32) {
             format!("cannot read the peer's credentials: {e}"),
         ),
     };
-    let _ = stream.write_all(response.to_line().as_bytes()).await;
+    // A client that does not read its answer is not waited for.
+    let _ = tokio::time::timeout(
+        READ_TIMEOUT,
+        stream.write_all(response.to_line().as_bytes()),
+    )
+    .await;
     let _ = stream.shutdown().await;
     // Read what the client may still send (a refused or too long request) until it closes:
     // closing a unix socket with unread data would make the client's read of the answer
@@ -252,16 +299,19 @@ async fn serve(mut stream: UnixStream, tx: mpsc::Sender<Query>, me: u32) {
         tokio::io::copy(&mut rest, &mut tokio::io::sink()),
     )
     .await;
+    drop(slot);
 }
 
 /// How much of an unread request is drained before closing.
 const DRAIN_LIMIT: u64 = 1024 * 1024;
 
-async fn answer(stream: &mut UnixStream, tx: mpsc::Sender<Query>) -> Response {
+async fn answer(stream: &mut UnixStream, tx: mpsc::Sender<Query>, slot: &Handle) -> Response {
     let request = match read_request(stream).await {
         Ok(r) => r,
         Err(msg) => return Response::error(ErrorKind::BadRequest, msg),
     };
+    // From here until the answer is there, the connection is not closed to make room.
+    let _busy = slot.busy();
     let wait = match &request {
         Request::WaitReady { name, timeout_ms } => {
             Some((name.clone(), Duration::from_millis(*timeout_ms)))

@@ -99,12 +99,20 @@ pub fn setup(
     if socket.is_some() || http_listener.is_some() {
         let (tx, r) = mpsc::channel(QUEUE);
         rx = Some(r);
+        // One pool: the descriptor reserve counts both listeners' clients.
+        let pool = crate::control::limits::Pool::new();
         if let Some(b) = &mut socket {
-            server::spawn(b, tx.clone()).map_err(|e| format!("control socket: {e}"))?;
-            info!(path = %b.path().display(), "control socket listening");
+            server::spawn(b, tx.clone(), &pool, spec.control_max_connections)
+                .map_err(|e| format!("control socket: {e}"))?;
+            info!(
+                path = %b.path().display(),
+                max_connections = spec.control_max_connections,
+                "control socket listening"
+            );
         }
         if let Some(l) = http_listener {
-            http::spawn(l, tx).map_err(|e| format!("http: {e}"))?;
+            http::spawn(l, tx, &pool, spec.http_max_connections)
+                .map_err(|e| format!("http: {e}"))?;
         }
     }
     let termination_log = match &spec.termination_log {

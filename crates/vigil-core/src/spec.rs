@@ -554,8 +554,12 @@ pub struct Ops {
     pub control_enabled: bool,
     /// `[control] socket`: the socket's path; `None` is the default (see `vigil::control`).
     pub control_socket: Option<PathBuf>,
+    /// `[control] max_connections`: control connections served at once.
+    pub control_max_connections: u32,
     /// `[http] listen`: where the HTTP endpoints listen; `None` (the default) starts none.
     pub http_listen: Option<std::net::SocketAddr>,
+    /// `[http] max_connections`: HTTP connections served at once.
+    pub http_max_connections: u32,
     /// `termination_log`: where the root's post-mortem goes; `None` is
     /// [`Ops::DEFAULT_TERMINATION_LOG`], written only if it already exists and is writable.
     pub termination_log: Option<PathBuf>,
@@ -564,6 +568,12 @@ pub struct Ops {
 impl Ops {
     /// Kubernetes' default `terminationMessagePath`.
     pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
+    /// The default of `[control] max_connections`.
+    pub const DEFAULT_CONTROL_MAX_CONNECTIONS: u32 = 16;
+    /// The default of `[http] max_connections`.
+    pub const DEFAULT_HTTP_MAX_CONNECTIONS: u32 = 64;
+    /// The largest `max_connections` accepted in either table.
+    pub const MAX_CONNECTIONS_LIMIT: u32 = 4096;
 }
 
 impl Default for Ops {
@@ -571,7 +581,9 @@ impl Default for Ops {
         Ops {
             control_enabled: true,
             control_socket: None,
+            control_max_connections: Self::DEFAULT_CONTROL_MAX_CONNECTIONS,
             http_listen: None,
+            http_max_connections: Self::DEFAULT_HTTP_MAX_CONNECTIONS,
             termination_log: None,
         }
     }
