@@ -729,7 +729,10 @@ const MESSAGE_CLASSES: &[(&str, &str)] = &[
     ("ready-type", "a table with one check"),
     ("no-backoff-giveup", "never gives up on"),
     ("auto-shutdown-permanent", "can shut itself down"),
-    ("not-a-regular-file", "the configuration is not a regular file"),
+    (
+        "not-a-regular-file",
+        "the configuration is not a regular file",
+    ),
 ];
 
 #[test]

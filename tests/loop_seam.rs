@@ -478,7 +478,10 @@ fn every_wake_up_reaps_even_without_a_sigchld() {
         .borrow_mut()
         .die(old, ExitStatus::Signaled(Signal::KILL));
     h.lp.handle(LoopEvent::Signal(Signal(libc::SIGUSR1)), h.now);
-    assert!(h.world.borrow().procs[&old].reaped, "reaped without a SIGCHLD");
+    assert!(
+        h.world.borrow().procs[&old].reaped,
+        "reaped without a SIGCHLD"
+    );
     let new = h.pid("a");
     assert_ne!(new, old, "and restarted");
     h.signal(Signal::TERM);

@@ -710,7 +710,9 @@ fn short_trees_with_orphan_storms_never_hang_vigil(mode: Mode) {
     // printed for the record, not asserted: a timed assertion fails on a loaded machine,
     // and speed is measured by the benchmarks (BENCHMARKS.md), never by tests.
     let took = t0.elapsed();
-    eprintln!("{mode:?}: {RUNS} short trees with orphan storms in {took:?} (about {budget:?} expected)");
+    eprintln!(
+        "{mode:?}: {RUNS} short trees with orphan storms in {took:?} (about {budget:?} expected)"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
