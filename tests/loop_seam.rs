@@ -43,6 +43,10 @@ struct World {
     stubborn: HashSet<String>,
     violations: Vec<String>,
     spawns: usize,
+    /// Processes orphaned to vigil that it did not start: (pid, what /proc says).
+    orphans: Vec<(Pid, Stat)>,
+    /// Leftover signals sent, by pid.
+    leftover_signals: Vec<(Pid, Signal)>,
 }
 
 impl World {
@@ -130,19 +134,38 @@ impl Os for FakeOs {
     }
 
     fn signal_leftover(&mut self, pid: Pid, signal: Signal) -> io::Result<()> {
-        self.signal_group(pid, signal)
+        self.0.borrow_mut().leftover_signals.push((pid, signal));
+        Ok(())
     }
 
     fn children(&mut self) -> Vec<(Pid, Stat)> {
-        Vec::new()
+        let w = self.0.borrow();
+        let mut out: Vec<(Pid, Stat)> = w
+            .procs
+            .iter()
+            .filter(|(_, p)| !p.reaped)
+            .map(|(&pid, _)| (pid, fake_stat(pid)))
+            .collect();
+        out.extend(w.orphans.iter().copied());
+        out
     }
 
-    fn stat(&mut self, _: Pid) -> Option<Stat> {
-        None
+    fn stat(&mut self, pid: Pid) -> Option<Stat> {
+        let w = self.0.borrow();
+        let known = w.procs.get(&pid).is_some_and(|p| !p.reaped);
+        known.then(|| fake_stat(pid))
     }
 
     fn finish_output(&mut self) -> Pin<Box<dyn Future<Output = ()>>> {
         Box::pin(std::future::ready(()))
+    }
+}
+
+/// A process the fake OS started leads its own group and "started" at its pid's tick.
+fn fake_stat(pid: Pid) -> Stat {
+    Stat {
+        pgid: pid,
+        start_time: pid as u64,
     }
 }
 
@@ -484,6 +507,43 @@ fn every_wake_up_reaps_even_without_a_sigchld() {
     );
     let new = h.pid("a");
     assert_ne!(new, old, "and restarted");
+    h.signal(Signal::TERM);
+    assert_eq!(h.run_to_exit(), 0);
+}
+
+/// Review finding: an orphan still in a running child's process group (a worker a shell
+/// without job control started in the background) is not another child's leftover.
+#[test]
+fn a_worker_in_a_running_childs_group_is_not_a_leftover() {
+    let mut h = Harness::new(NESTED);
+    let a = h.pid("a");
+    let b = h.pid("b");
+    let worker = 5_000;
+    let in_bs_group = Stat {
+        pgid: b,
+        start_time: 10_000,
+    };
+    // And one that left every group: that one is a's leftover.
+    let escaped = 5_001;
+    let own_group = Stat {
+        pgid: escaped,
+        start_time: 10_001,
+    };
+    h.world.borrow_mut().orphans = vec![(worker, in_bs_group), (escaped, own_group)];
+    h.world
+        .borrow_mut()
+        .die(a, ExitStatus::Signaled(Signal::KILL));
+    h.lp.handle(LoopEvent::Signal(SIGCHLD), h.now);
+    let signalled = h.world.borrow().leftover_signals.clone();
+    assert!(
+        signalled.iter().all(|(p, _)| *p != worker),
+        "b's worker was signalled: {signalled:?}"
+    );
+    assert!(
+        signalled.iter().any(|(p, _)| *p == escaped),
+        "the escaped one is a's leftover: {signalled:?}"
+    );
+    h.world.borrow_mut().orphans.clear();
     h.signal(Signal::TERM);
     assert_eq!(h.run_to_exit(), 0);
 }

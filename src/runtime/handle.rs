@@ -495,6 +495,9 @@ impl Loop {
     /// A message from a probe task.
     fn on_probe(&mut self, msg: probe::Msg, now: Time) {
         if let probe::Msg::SpawnExec { node, reply } = msg {
+            if reply.is_closed() {
+                return; // Its check was dropped meanwhile: nothing would wait for it.
+            }
             let n = self.tree.node(node);
             let Some(spec) = n
                 .as_process()
@@ -577,9 +580,13 @@ impl Loop {
             .is_some_and(|p| p.leftovers == crate::spec::Leftovers::Keep);
         let mut out = Vec::new();
         for (pid, st) in self.os.children() {
-            // What stayed in its process group has just been SIGKILLed with the group.
+            // What stayed in its process group has just been SIGKILLed with the group;
+            // what is in a running child's (or check's) group belongs to that one (a
+            // worker a shell without job control started in the background).
             if pid == zombie
                 || st.pgid == zombie
+                || self.engine.is_child(st.pgid)
+                || self.probes.is_exec(st.pgid)
                 || self.engine.is_child(pid)
                 || self.engine.is_leftover(pid)
                 || self.probes.is_exec(pid)

@@ -253,3 +253,104 @@ shutdown = "infinity"
     assert_eq!(sim.run_to_exit(), 0);
     assert_eq!(sim.times_of("EXIT 0"), vec![2_500], "{}", sim.dump());
 }
+
+/// Review finding: a process being stopped for its health checks, then SIGKILLed with
+/// its grandparent's subtree, was restarted under the stopped supervisor (two processes
+/// for one node after a restart of the subtree; a stop that never completed).
+const UNHEALTHY_UNDER_A_KILLED_SUBTREE: &str = r#"
+intensity = 100
+period = "60s"
+children = ["s"]
+[supervisor.s]
+shutdown = "brutal_kill"
+children = ["d", "e"]
+[supervisor.d]
+intensity = 100
+period = "60s"
+children = ["c"]
+[process.c]
+command = ["x"]
+backoff = "none"
+shutdown = "10s"
+health = { tcp = "127.0.0.1:1", failures = 1 }
+[process.e]
+command = ["x"]
+backoff = "none"
+"#;
+
+fn command(sim: &mut Sim, id: u64, command: vigil::core::Command) {
+    let input = vigil::core::Input::Control { id, command };
+    sim.engine.handle(input, sim.now);
+    sim.settle();
+}
+
+fn answered(sim: &Sim, id: u64) -> bool {
+    sim.events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::ControlDone { id: i, .. } if *i == id))
+}
+
+#[test]
+fn an_unhealthy_process_killed_with_its_subtree_is_not_restarted() {
+    use vigil::core::Command;
+    let mut sim = Sim::new(UNHEALTHY_UNDER_A_KILLED_SUBTREE)
+        .with("c", Behaviour::ignore_stop())
+        .start();
+    let s = sim.engine.tree().find("s").unwrap();
+    sim.unhealthy("c");
+    command(&mut sim, 1, Command::Stop(s));
+    sim.run_ms(100);
+    assert!(answered(&sim, 1), "{}", sim.dump());
+    assert_eq!(sim.state("c"), "stopped", "{}", sim.dump());
+    command(&mut sim, 2, Command::Start(s));
+    sim.run_ms(100);
+    assert_eq!(sim.max_instances(), 1, "{}", sim.dump());
+    assert_eq!(sim.instances("c"), 1, "{}", sim.dump());
+}
+
+#[test]
+fn a_subtree_stop_completes_with_an_unhealthy_grandchild_and_a_slow_sibling() {
+    use super::harness::OnStop;
+    use vigil::core::Command;
+    use vigil::spec::Signal;
+    let mut sim = Sim::new(UNHEALTHY_UNDER_A_KILLED_SUBTREE)
+        .with("c", Behaviour::ignore_stop())
+        .with("e", Behaviour::default().on_stop(OnStop::Unkillable))
+        .start();
+    let s = sim.engine.tree().find("s").unwrap();
+    sim.unhealthy("c");
+    command(&mut sim, 1, Command::Stop(s));
+    sim.run_ms(100);
+    sim.kill("e", Signal::KILL);
+    sim.run_ms(60_000);
+    assert!(answered(&sim, 1), "{}", sim.dump());
+}
+
+/// Review finding: a stop deadline whose tick comes late still gives the SIGKILLs their
+/// `KILL_WAIT` before anything is abandoned.
+#[test]
+fn a_late_stop_deadline_tick_still_waits_after_the_kill() {
+    let cfg = r#"
+shutdown_timeout = "1s"
+children = ["a"]
+[process.a]
+command = ["x"]
+shutdown = "10s"
+"#;
+    let mut sim = Sim::new(cfg).with("a", Behaviour::ignore_stop()).start();
+    sim.stop();
+    // The loop stalls: the next tick comes 5 s after the deadline.
+    sim.now += std::time::Duration::from_secs(6);
+    sim.engine.handle(vigil::core::Input::Tick, sim.now);
+    sim.settle();
+    assert_eq!(sim.exit, Some(0), "{}", sim.dump());
+    let abandoned = sim
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::Abandoned { .. }));
+    assert!(
+        !abandoned,
+        "a died of its SIGKILL, nothing abandoned: {}",
+        sim.dump()
+    );
+}

@@ -905,6 +905,14 @@ impl Engine {
             if self.finished {
                 return;
             }
+            // A supervisor killed with its parent's subtree is inert until started again:
+            // nothing queued for it may start or restart anything.
+            if s != NodeId::ROOT && matches!(self.nodes[s.index()].status, Status::Stopped) {
+                let sup = self.sup_mut(s);
+                sup.mailbox.clear();
+                sup.program.clear();
+                return;
+            }
             let sup = self.sup_mut(s);
             if sup.waiting.is_some() {
                 return;
@@ -1439,6 +1447,9 @@ impl Engine {
                         kill_at: None,
                         killed: true,
                     };
+                    // Killed with the subtree: its exit is a stop, whatever it was
+                    // being stopped for before (failed health checks included).
+                    self.clear_unhealthy(d);
                     self.actions.push_back(Action::Signal {
                         node: d,
                         pid,
@@ -1605,7 +1616,9 @@ impl Engine {
             }
             Timer::StopDeadline => {
                 // `stop_deadline` stays set: the runtime bounds its final sweep by it.
-                self.kill_tree(End::Stopped, at);
+                // From now, not from the deadline: a late tick must still leave the
+                // SIGKILLs their `KILL_WAIT`.
+                self.kill_tree(End::Stopped, now);
             }
             Timer::Abandon => self.abandon(),
         }

@@ -107,6 +107,9 @@ impl Engine {
 
     /// [`Input::Ready`](super::Input::Ready): the start completes, or readiness is regained.
     pub(super) fn on_ready(&mut self, c: NodeId) {
+        if c.index() >= self.nodes.len() {
+            return; // Not a node of this tree.
+        }
         let Some(pid) = self.running_pid(c) else {
             return;
         };
@@ -153,6 +156,9 @@ impl Engine {
     /// first makes a ready process not ready; `health.failures` of them stop it. A pass
     /// resets the count and makes it ready again.
     pub(super) fn on_health_check(&mut self, c: NodeId, passed: bool, now: Time) {
+        if c.index() >= self.nodes.len() {
+            return; // Not a node of this tree.
+        }
         let Some(limit) = self
             .tree
             .node(c)
@@ -238,6 +244,12 @@ impl Engine {
         }
     }
 
+    /// Forgets that `c` was being stopped for its health checks (it is being killed with
+    /// its subtree: its exit is a stop).
+    pub(super) fn clear_unhealthy(&mut self, c: NodeId) {
+        self.probes[c.index()].unhealthy = false;
+    }
+
     /// Whether a `ReadyDeadline` timer is still current.
     pub(super) fn ready_deadline_valid(&self, c: NodeId, at: Time) -> bool {
         self.probes[c.index()].awaiting == Some(at)
@@ -296,7 +308,11 @@ impl Engine {
         if st.unhealthy && !self.stopping {
             let parent = self.parent(c);
             let waiting = self.sup(parent).waiting;
-            if waiting != Some(Wait::Terminated(c)) && waiting != Some(Wait::SubtreeDead) {
+            let parent_runs = matches!(self.nodes[parent.index()].status, Status::Running { .. });
+            if parent_runs
+                && waiting != Some(Wait::Terminated(c))
+                && waiting != Some(Wait::SubtreeDead)
+            {
                 return (Some(ExitReason::Unhealthy(status)), false);
             }
         }
