@@ -138,20 +138,23 @@ impl Os for FakeOs {
         Ok(())
     }
 
-    fn children(&mut self) -> Vec<(Pid, Stat)> {
+    fn children(&mut self) -> Vec<Pid> {
         let w = self.0.borrow();
-        let mut out: Vec<(Pid, Stat)> = w
+        let mut out: Vec<Pid> = w
             .procs
             .iter()
             .filter(|(_, p)| !p.reaped)
-            .map(|(&pid, _)| (pid, fake_stat(pid)))
+            .map(|(&pid, _)| pid)
             .collect();
-        out.extend(w.orphans.iter().copied());
+        out.extend(w.orphans.iter().map(|(pid, _)| *pid));
         out
     }
 
     fn stat(&mut self, pid: Pid) -> Option<Stat> {
         let w = self.0.borrow();
+        if let Some((_, st)) = w.orphans.iter().find(|(p, _)| *p == pid) {
+            return Some(*st);
+        }
         let known = w.procs.get(&pid).is_some_and(|p| !p.reaped);
         known.then(|| fake_stat(pid))
     }

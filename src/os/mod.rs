@@ -61,9 +61,9 @@ pub trait Os {
     /// `setsid` helper and what it started), else to the process alone.
     fn signal_leftover(&mut self, pid: Pid, signal: Signal) -> io::Result<()>;
 
-    /// vigil's direct children now, each with what `/proc` says of it: the tree's
-    /// processes, exec checks and adopted orphans alike.
-    fn children(&mut self) -> Vec<(Pid, procfs::Stat)>;
+    /// vigil's direct children now: the tree's processes, exec checks and adopted
+    /// orphans alike (one read of `/proc`).
+    fn children(&mut self) -> Vec<Pid>;
 
     /// What `/proc` says of `pid` (a zombie included).
     fn stat(&mut self, pid: Pid) -> Option<procfs::Stat>;
@@ -125,11 +125,8 @@ impl Os for RealOs {
         }
     }
 
-    fn children(&mut self) -> Vec<(Pid, procfs::Stat)> {
+    fn children(&mut self) -> Vec<Pid> {
         procfs::children()
-            .into_iter()
-            .filter_map(|pid| Some((pid, procfs::stat(pid)?)))
-            .collect()
     }
 
     fn stat(&mut self, pid: Pid) -> Option<procfs::Stat> {

@@ -11,25 +11,19 @@ use std::fs;
 
 use crate::core::Pid;
 
-/// vigil's direct children (every thread's; reparented orphans go to one of them).
-/// Empty when `/proc` cannot say.
+/// vigil's direct children: those of its main thread, which is the only one that forks
+/// (docs/threads.md) and the one orphans are reparented to (the kernel picks the first
+/// live thread of the subreaper, the group leader while it lives, and vigil's main thread
+/// lives as long as vigil). One read; empty when `/proc` cannot say.
 pub fn children() -> Vec<Pid> {
-    let mut out = Vec::new();
-    let Ok(tasks) = fs::read_dir("/proc/self/task") else {
-        return out;
-    };
-    for task in tasks.flatten() {
-        let path = task.path().join("children");
-        if let Ok(text) = fs::read_to_string(path) {
-            out.extend(
-                text.split_ascii_whitespace()
-                    .filter_map(|p| p.parse::<Pid>().ok()),
-            );
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-    out
+    let path = format!("/proc/self/task/{}/children", std::process::id());
+    fs::read_to_string(path)
+        .map(|text| {
+            text.split_ascii_whitespace()
+                .filter_map(|p| p.parse::<Pid>().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// What `/proc/PID/stat` says of a process.

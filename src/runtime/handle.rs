@@ -100,12 +100,17 @@ impl Loop {
 
     /// Begins the initial start of the tree.
     pub fn start(&mut self, now: Time) {
+        super::stderr::hold();
         self.engine.start(now);
         self.after_input(now);
+        super::stderr::release();
     }
 
     /// Handles one event completely: engine inputs, each followed by its actions.
     pub fn handle(&mut self, event: LoopEvent, now: Time) {
+        // The log lines of one event are written together, with one wake-up of the
+        // stderr writer (runtime::stderr).
+        super::stderr::hold();
         let chld = matches!(event, LoopEvent::Signal(signals::CHLD));
         match event {
             LoopEvent::Signal(sig) => self.on_signal(sig, now),
@@ -120,6 +125,7 @@ impl Loop {
         }
         self.answer_waiters();
         self.notify_status();
+        super::stderr::release();
     }
 
     /// vigil's exit code, once the root has finished.
@@ -570,6 +576,23 @@ impl Loop {
         if self.engine.is_stopping() {
             return Vec::new();
         }
+        // One read of /proc lists vigil's children; only those vigil knows nothing of
+        // are looked at further (usually none: one read per exit, whatever the tree).
+        let unknown: Vec<crate::core::Pid> = self
+            .os
+            .children()
+            .into_iter()
+            .filter(|&pid| {
+                pid != zombie
+                    && !self.engine.is_child(pid)
+                    && !self.engine.is_leftover(pid)
+                    && !self.probes.is_exec(pid)
+                    && !self.stats.known_orphans.contains_key(&pid)
+            })
+            .collect();
+        if unknown.is_empty() {
+            return Vec::new();
+        }
         let Some(born) = self.os.stat(zombie).map(|s| s.start_time) else {
             return Vec::new();
         };
@@ -579,19 +602,14 @@ impl Loop {
             .as_process()
             .is_some_and(|p| p.leftovers == crate::spec::Leftovers::Keep);
         let mut out = Vec::new();
-        for (pid, st) in self.os.children() {
+        for pid in unknown {
+            let Some(st) = self.os.stat(pid) else {
+                continue; // Gone meanwhile.
+            };
             // What stayed in its process group has just been SIGKILLed with the group;
             // what is in a running child's (or check's) group belongs to that one (a
             // worker a shell without job control started in the background).
-            if pid == zombie
-                || st.pgid == zombie
-                || self.engine.is_child(st.pgid)
-                || self.probes.is_exec(st.pgid)
-                || self.engine.is_child(pid)
-                || self.engine.is_leftover(pid)
-                || self.probes.is_exec(pid)
-                || self.stats.known_orphans.contains_key(&pid)
-            {
+            if st.pgid == zombie || self.engine.is_child(st.pgid) || self.probes.is_exec(st.pgid) {
                 continue;
             }
             let from = (st.start_time >= born).then_some(node);

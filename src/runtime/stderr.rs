@@ -79,6 +79,34 @@ struct State {
     written: u64,
     /// The writer holds an item it has not finished.
     busy: bool,
+    /// The writer sleeps on `work` (only then is a wake-up worth a system call).
+    waiting: bool,
+    /// Threads in [`drain`] (only then is `progress` worth notifying).
+    draining: usize,
+}
+
+/// While the loop handles an event, log lines are queued without waking the writer: the
+/// lines of one event (a restart logs three or four) are written together, with one
+/// wake-up, when [`release`] ends the event. Outside events (start-up, the sweep, other
+/// threads while the loop sleeps) every line wakes the writer at once.
+static HELD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The loop begins handling an event: queue log lines without waking the writer.
+pub fn hold() {
+    HELD.store(true, Ordering::Relaxed);
+}
+
+/// The event is handled: wake the writer for what was queued meanwhile.
+pub fn release() {
+    HELD.store(false, Ordering::Relaxed);
+    if let Some(s) = get() {
+        let st = s.lock();
+        let wake = st.waiting && !st.queue.is_empty();
+        drop(st);
+        if wake {
+            s.work.notify_one();
+        }
+    }
 }
 
 /// The queue in front of vigil's stderr.
@@ -166,8 +194,11 @@ impl Stderr {
                 lines: 1,
             }),
         }
+        let wake = st.waiting && !HELD.load(Ordering::Relaxed);
         drop(st);
-        self.work.notify_one();
+        if wake {
+            self.work.notify_one();
+        }
     }
 
     /// Queues a batch of a child's lines, first waiting for room (backpressure).
@@ -191,12 +222,17 @@ impl Stderr {
 
     fn drain(&self, patience: Duration) {
         let mut st = self.lock();
+        st.draining += 1;
+        if st.waiting && !st.queue.is_empty() {
+            self.work.notify_one();
+        }
         let mut last = (st.written, Instant::now());
         while st.busy || !st.queue.is_empty() {
             if st.written != last.0 {
                 last = (st.written, Instant::now());
             }
             let Some(left) = patience.checked_sub(last.1.elapsed()) else {
+                st.draining -= 1;
                 return;
             };
             st = self
@@ -205,6 +241,7 @@ impl Stderr {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+        st.draining -= 1;
     }
 
     /// The writer thread.
@@ -218,8 +255,12 @@ impl Stderr {
                         break item;
                     }
                     st.busy = false;
-                    self.progress.notify_all();
+                    if st.draining > 0 {
+                        self.progress.notify_all();
+                    }
+                    st.waiting = true;
                     st = self.work.wait(st).unwrap_or_else(PoisonError::into_inner);
+                    st.waiting = false;
                 }
             };
             let (bytes, lines) = match item {
@@ -250,7 +291,9 @@ impl Stderr {
             if lines.is_none() {
                 self.permits.add_permits(1);
             }
-            self.progress.notify_all();
+            if self.lock().draining > 0 {
+                self.progress.notify_all();
+            }
             if notice > 0 {
                 // Queued like any other line (the lock is not held here).
                 tracing::warn!(
