@@ -79,12 +79,8 @@ fn a_finished_exit_with_run_exits_with_its_status() {
     assert_eq!(d.wait_exit(TIMEOUT), 3, "{}", log(&d));
 }
 
-/// Pids of vigil's children whose command line is exactly `argv`.
-fn children_running(vigil: i32, argv: &[&str]) -> Vec<i32> {
-    let want: Vec<u8> = argv
-        .iter()
-        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
-        .collect();
+/// Pids of vigil's live (not zombie) children whose command line (NUL-separated) `keep`s.
+fn vigil_children_where(vigil: i32, keep: impl Fn(&[u8]) -> bool) -> Vec<i32> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
@@ -100,15 +96,20 @@ fn children_running(vigil: i32, argv: &[&str]) -> Vec<i32> {
         if fields.first() == Some(&"Z") || fields.get(1) != Some(&vigil.to_string().as_str()) {
             continue;
         }
-        if std::fs::read(format!("/proc/{pid}/cmdline"))
-            .ok()
-            .as_deref()
-            == Some(&want[..])
-        {
+        if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| keep(&c)) {
             out.push(pid);
         }
     }
     out
+}
+
+/// Pids of vigil's children whose command line is exactly `argv`.
+fn children_running(vigil: i32, argv: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    vigil_children_where(vigil, |cmdline| cmdline == &want[..])
 }
 
 fn leftover_tree(keep: bool) -> String {
@@ -166,33 +167,11 @@ fn leftovers_keep_leaves_them_running() {
 
 /// Pids of vigil's live children running the test child named `name`.
 fn live_named(vigil: i32, name: &str) -> Vec<i32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.first() == Some(&"Z") || fields.get(1) != Some(&vigil.to_string().as_str()) {
-            continue;
-        }
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
+    vigil_children_where(vigil, |cmdline| {
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args
-            .windows(2)
+        args.windows(2)
             .any(|w| w[0] == b"--name" && w[1] == name.as_bytes())
-        {
-            out.push(pid);
-        }
-    }
-    out
+    })
 }
 
 /// Defect 1, with real processes: `a` and `c` SIGKILLed together (one SIGCHLD for both),

@@ -1,5 +1,5 @@
 //! What `/proc` says about vigil's own children: which processes are its direct children
-//! now (`/proc/self/task/*/children`, Linux >= 3.5 with `CONFIG_PROC_CHILDREN`, on in
+//! now (`/proc/self/task/PID/children` of the main thread, Linux >= 3.5 with `CONFIG_PROC_CHILDREN`, on in
 //! every distribution kernel), and when a process started (field 22 of
 //! `/proc/PID/stat`, in clock ticks since boot).
 //!

@@ -100,17 +100,12 @@ impl Loop {
 
     /// Begins the initial start of the tree.
     pub fn start(&mut self, now: Time) {
-        super::stderr::hold();
         self.engine.start(now);
         self.after_input(now);
-        super::stderr::release();
     }
 
     /// Handles one event completely: engine inputs, each followed by its actions.
     pub fn handle(&mut self, event: LoopEvent, now: Time) {
-        // The log lines of one event are written together, with one wake-up of the
-        // stderr writer (runtime::stderr).
-        super::stderr::hold();
         let chld = matches!(event, LoopEvent::Signal(signals::CHLD));
         match event {
             LoopEvent::Signal(sig) => self.on_signal(sig, now),
@@ -125,7 +120,6 @@ impl Loop {
         }
         self.answer_waiters();
         self.notify_status();
-        super::stderr::release();
     }
 
     /// vigil's exit code, once the root has finished.
@@ -571,7 +565,8 @@ impl Loop {
     ///
     /// The limit (docs/ARCHITECTURE.md): a process orphaned by another child that is still
     /// running, between two exits, and started after `zombie`, would be taken for
-    /// `zombie`'s. Costs one read of `/proc/self/task/*/children` per exit.
+    /// `zombie`'s. Costs one read of the main thread's `children` file per exit, and a `stat` of
+    /// each pid vigil does not know.
     fn find_leftovers(&mut self, zombie: crate::core::Pid, node: NodeId) -> Vec<crate::core::Pid> {
         if self.engine.is_stopping() {
             return Vec::new();

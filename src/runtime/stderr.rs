@@ -85,30 +85,6 @@ struct State {
     draining: usize,
 }
 
-/// While the loop handles an event, log lines are queued without waking the writer: the
-/// lines of one event (a restart logs three or four) are written together, with one
-/// wake-up, when [`release`] ends the event. Outside events (start-up, the sweep, other
-/// threads while the loop sleeps) every line wakes the writer at once.
-static HELD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// The loop begins handling an event: queue log lines without waking the writer.
-pub fn hold() {
-    HELD.store(true, Ordering::Relaxed);
-}
-
-/// The event is handled: wake the writer for what was queued meanwhile.
-pub fn release() {
-    HELD.store(false, Ordering::Relaxed);
-    if let Some(s) = get() {
-        let st = s.lock();
-        let wake = st.waiting && !st.queue.is_empty();
-        drop(st);
-        if wake {
-            s.work.notify_one();
-        }
-    }
-}
-
 /// The queue in front of vigil's stderr.
 pub struct Stderr {
     state: Mutex<State>,
@@ -194,7 +170,9 @@ impl Stderr {
                 lines: 1,
             }),
         }
-        let wake = st.waiting && !HELD.load(Ordering::Relaxed);
+        // Only a sleeping writer needs a wake-up (a system call); a busy one finds the
+        // line when it looks at the queue again.
+        let wake = st.waiting;
         drop(st);
         if wake {
             self.work.notify_one();
