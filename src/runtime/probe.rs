@@ -149,10 +149,16 @@ struct Watched {
     status: Option<String>,
 }
 
+/// Messages from probe tasks waiting for the loop. Each task has at most one in flight
+/// (a check's result before its next try, a listener's wake-up while its inbox is
+/// queued), so this bound is only reached with as many watched processes; a task then
+/// waits for room, and nothing grows.
+const QUEUE: usize = 256;
+
 /// Every probe of the tree, owned by the loop.
 pub struct Probes {
-    tx: mpsc::UnboundedSender<Msg>,
-    rx: mpsc::UnboundedReceiver<Msg>,
+    tx: mpsc::Sender<Msg>,
+    rx: mpsc::Receiver<Msg>,
     pending: HashMap<NodeId, Listener>,
     watched: HashMap<NodeId, Watched>,
     exec_pids: HashMap<Pid, oneshot::Sender<ExitStatus>>,
@@ -177,7 +183,7 @@ impl Probes {
     /// No probes yet, with `os` making the calls that can block or signal (tests pass a
     /// fake).
     fn with_os(os: Arc<dyn ProbeOs>) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(QUEUE);
         Probes {
             tx,
             rx,
@@ -513,7 +519,7 @@ async fn poll(
     t: Timing,
     node: NodeId,
     generation: u64,
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: mpsc::Sender<Msg>,
     helpers: Arc<Helpers>,
 ) {
     if !t.first.is_zero() {
@@ -536,6 +542,7 @@ async fn poll(
                 generation,
                 result,
             })
+            .await
             .is_err()
             || (passed && t.until_passed)
         {
@@ -548,7 +555,7 @@ async fn poll(
 async fn run_check(
     check: &Check,
     node: NodeId,
-    tx: &mpsc::UnboundedSender<Msg>,
+    tx: &mpsc::Sender<Msg>,
     helpers: &Helpers,
 ) -> Result<(), String> {
     match check {
@@ -568,6 +575,7 @@ async fn run_check(
         Check::Exec(_) => {
             let (reply, answer) = oneshot::channel();
             tx.send(Msg::SpawnExec { node, reply })
+                .await
                 .map_err(|_| "vigil is exiting".to_string())?;
             let (pid, exited) = answer.await.map_err(|_| "vigil is exiting".to_string())??;
             // Killed by group if this future is dropped first (the try's timeout, an
@@ -961,7 +969,7 @@ async fn read_notify_fd(
     rx: tokio::net::unix::pipe::Receiver,
     node: NodeId,
     pid: Pid,
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: mpsc::Sender<Msg>,
 ) {
     use tokio::io::AsyncReadExt;
     let mut rx = rx;
@@ -970,7 +978,7 @@ async fn read_notify_fd(
         match rx.read(&mut buf).await {
             Ok(0) | Err(_) => return, // Closed without a newline: its exit fails the start.
             Ok(n) if buf[..n].contains(&b'\n') => {
-                let _ = tx.send(Msg::Notified { node, pid });
+                let _ = tx.send(Msg::Notified { node, pid }).await;
                 return; // s6 closes the pipe after the newline, and so does vigil.
             }
             Ok(_) => {}
@@ -1073,7 +1081,7 @@ struct SdNotify {
     /// notify, nobody else.
     pid: Pid,
     inbox: Arc<Mutex<Inbox>>,
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: mpsc::Sender<Msg>,
 }
 
 impl SdNotify {
@@ -1106,7 +1114,7 @@ impl SdNotify {
                     continue;
                 }
                 () = tokio::time::sleep_until(due), if pending => {
-                    if !self.hand_over(std::mem::take(&mut held), false) {
+                    if !self.hand_over(std::mem::take(&mut held), false).await {
                         return;
                     }
                     due = Instant::now() + STATUS_INTERVAL;
@@ -1132,7 +1140,7 @@ impl SdNotify {
                             held.skipped += 1;
                         }
                     }
-                    if ready && !self.hand_over(Inbox::default(), true) {
+                    if ready && !self.hand_over(Inbox::default(), true).await {
                         return;
                     }
                 }
@@ -1148,7 +1156,7 @@ impl SdNotify {
                 }
             }
             if now >= due && (held.status.is_some() || held.has_refused()) {
-                if !self.hand_over(std::mem::take(&mut held), false) {
+                if !self.hand_over(std::mem::take(&mut held), false).await {
                     return;
                 }
                 due = now + STATUS_INTERVAL;
@@ -1158,7 +1166,7 @@ impl SdNotify {
 
     /// Moves `held` (and `ready`) into the inbox and wakes the loop unless a wake-up is
     /// already queued. False when the loop is gone.
-    fn hand_over(&self, held: Inbox, ready: bool) -> bool {
+    async fn hand_over(&self, held: Inbox, ready: bool) -> bool {
         let wake = {
             let mut inbox = lock(&self.inbox);
             inbox.ready |= ready;
@@ -1184,6 +1192,7 @@ impl SdNotify {
                     node: self.node,
                     pid: self.pid,
                 })
+                .await
                 .is_ok()
     }
 }
