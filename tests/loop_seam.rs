@@ -167,6 +167,8 @@ impl Os for FakeOs {
 /// A process the fake OS started leads its own group and "started" at its pid's tick.
 fn fake_stat(pid: Pid) -> Stat {
     Stat {
+        state: 'S',
+        ppid: 1,
         pgid: pid,
         start_time: pid as u64,
     }
@@ -523,12 +525,16 @@ fn a_worker_in_a_running_childs_group_is_not_a_leftover() {
     let b = h.pid("b");
     let worker = 5_000;
     let in_bs_group = Stat {
+        state: 'S',
+        ppid: 1,
         pgid: b,
         start_time: 10_000,
     };
     // And one that left every group: that one is a's leftover.
     let escaped = 5_001;
     let own_group = Stat {
+        state: 'S',
+        ppid: 1,
         pgid: escaped,
         start_time: 10_001,
     };

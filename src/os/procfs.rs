@@ -29,6 +29,10 @@ pub fn children() -> Vec<Pid> {
 /// What `/proc/PID/stat` says of a process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stat {
+    /// Its state letter (field 3): `R`, `S`, `D` (uninterruptible sleep), `Z`, `T`...
+    pub state: char,
+    /// Its parent (field 4).
+    pub ppid: Pid,
     /// Its process group (field 5).
     pub pgid: Pid,
     /// When it started, in clock ticks since boot (field 22).
@@ -44,10 +48,12 @@ pub fn stat(pid: Pid) -> Option<Stat> {
 
 /// The name (field 2) may hold spaces and parentheses, so fields are counted after its
 /// last `)`: field 3 (state) is the first there.
-fn parse_stat(text: &str) -> Option<Stat> {
+pub fn parse_stat(text: &str) -> Option<Stat> {
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_ascii_whitespace().take(20).collect();
     Some(Stat {
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
         pgid: fields.get(2)?.parse().ok()?,
         start_time: fields.get(19)?.parse().ok()?,
     })
@@ -57,13 +63,7 @@ fn parse_stat(text: &str) -> Option<Stat> {
 /// sleep, `T` stopped by a frozen cgroup ...) and the kernel function it waits in
 /// (`/proc/PID/wchan`); `?` for what cannot be read.
 pub fn why_alive(pid: Pid) -> (String, String) {
-    let state = fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|t| {
-            let rest = &t[t.rfind(')')? + 1..];
-            rest.split_ascii_whitespace().next().map(str::to_string)
-        })
-        .unwrap_or_else(|| "?".into());
+    let state = stat(pid).map_or_else(|| "?".into(), |s| s.state.to_string());
     let wchan = fs::read_to_string(format!("/proc/{pid}/wchan"))
         .ok()
         .filter(|w| !w.is_empty())
@@ -79,11 +79,20 @@ mod tests {
     fn fields_are_counted_after_the_name_even_with_odd_names() {
         let text = "42 (a) b) (c) S 1 43 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456 1000 10";
         let want = Stat {
+            state: 'S',
+            ppid: 1,
             pgid: 43,
             start_time: 123456,
         };
         assert_eq!(parse_stat(text), Some(want));
         assert_eq!(parse_stat("garbage"), None);
+        // The ppid and state of names with spaces and parentheses (the sweep's use).
+        let tail = "42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 7 1000 10";
+        let of = |head: &str| parse_stat(&format!("{head} {tail}")).map(|s| (s.state, s.ppid));
+        assert_eq!(of("42 (sleep) S 7"), Some(('S', 7)));
+        assert_eq!(of("42 (a) b (c)) R 9"), Some(('R', 9)));
+        assert_eq!(of("42 (my prog) Z 1"), Some(('Z', 1)));
+        assert_eq!(of("42 (a) b (c)) D 9"), Some(('D', 9)));
     }
 
     #[test]

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use tracing::{debug, error, info, warn};
 
+use super::procfs;
 use super::reaper::{self, Remaining};
 use super::signals::{self, Signals};
 use crate::os::sys::{self, Pid};
@@ -58,10 +59,8 @@ pub fn descendants() -> Vec<Pid> {
             continue;
         };
         // A process may exit between readdir and read: skip it.
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            && let Some(ppid) = parse_ppid(&stat)
-        {
-            parent.insert(pid, ppid);
+        if let Some(st) = procfs::stat(pid) {
+            parent.insert(pid, st.ppid);
         }
     }
     descendants_of(me, &parent)
@@ -73,15 +72,6 @@ fn proc_is_ours(me: Pid) -> bool {
         .ok()
         .and_then(|p| p.to_str().and_then(|s| s.parse::<Pid>().ok()))
         == Some(me)
-}
-
-/// The ppid field of a `/proc/<pid>/stat` line: `pid (comm) state ppid ...`, where comm
-/// may itself contain spaces and parentheses (so parse from the last `)`).
-fn parse_ppid(stat: &str) -> Option<Pid> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_ascii_whitespace();
-    let _state = fields.next()?;
-    fields.next()?.parse().ok()
 }
 
 /// Every pid in `parent` whose chain of parents reaches `root` (excluding `root`), sorted.
@@ -369,7 +359,7 @@ fn report_left(end: SweepEnd, wait: Duration, refused: &HashSet<Pid>) -> usize {
     let left = descendants();
     let me = std::process::id() as Pid;
     for &pid in left.iter().take(MAX_LISTED) {
-        let state = process_state(pid);
+        let state = procfs::stat(pid).map(|s| s.state);
         warn!(
             pid,
             state = %state.map_or_else(|| "gone".to_string(), String::from),
@@ -432,22 +422,6 @@ fn why_left(state: Option<char>, refused: bool) -> &'static str {
     }
 }
 
-/// The state letter of `/proc/<pid>/stat` (`R`, `S`, `D`, `Z`, `T`...), or `None` if the
-/// process is gone.
-fn process_state(pid: Pid) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_state(&stat)
-}
-
-/// The state field of a `/proc/<pid>/stat` line (after the last `)`).
-fn parse_state(stat: &str) -> Option<char> {
-    stat[stat.rfind(')')? + 1..]
-        .split_ascii_whitespace()
-        .next()?
-        .chars()
-        .next()
-}
-
 fn note_other(sig: Signal) {
     if sig != signals::CHLD {
         debug!(signal = %sig, "signal ignored: descendants are being stopped");
@@ -463,17 +437,6 @@ fn kill_namespace(sig: Signal) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_ppid_even_with_odd_process_names() {
-        assert_eq!(parse_ppid("42 (sleep) S 7 42 42 0"), Some(7));
-        assert_eq!(parse_ppid("42 (a) b (c)) R 9 1 1"), Some(9));
-        assert_eq!(parse_ppid("42 (my prog) Z 1 0"), Some(1));
-        assert_eq!(parse_ppid("garbage"), None);
-        assert_eq!(parse_state("42 (a) b (c)) D 9 1 1"), Some('D'));
-        assert_eq!(parse_state("42 (my prog) Z 1 0"), Some('Z'));
-        assert_eq!(parse_state("garbage"), None);
-    }
 
     #[test]
     fn says_why_a_descendant_is_left_behind() {
