@@ -61,8 +61,6 @@ pub struct Loop {
     pub(super) tree: Tree,
     pub(super) os: Box<dyn Os>,
     pub(super) stats: Stats,
-    /// Why the root finished, once it has (the `Exit` action was carried out).
-    pub(super) end: Option<End>,
     /// vigil's exit code, decided when the root finished.
     pub(super) exit: Option<u8>,
     /// `--exit-with` was given: an interrupted run exits 128 + the signal.
@@ -87,7 +85,6 @@ impl Loop {
             tree,
             os,
             stats: Stats::default(),
-            end: None,
             exit: None,
             exit_with,
             probes: probe::Probes::new(),
@@ -101,7 +98,7 @@ impl Loop {
     /// Begins the initial start of the tree.
     pub fn start(&mut self, now: Time) {
         self.engine.start(now);
-        self.after_input(now);
+        self.carry_out(now);
     }
 
     /// Handles one event completely: engine inputs, each followed by its actions.
@@ -155,10 +152,6 @@ impl Loop {
     /// Feeds one input, then carries out everything it produced.
     pub(super) fn feed(&mut self, input: Input, now: Time) {
         self.engine.handle(input, now);
-        self.after_input(now);
-    }
-
-    fn after_input(&mut self, now: Time) {
         self.carry_out(now);
     }
 
@@ -279,7 +272,6 @@ impl Loop {
                     ),
                 }
                 self.at_exit(code);
-                self.end = Some(end);
                 self.exit = Some(code);
             }
         }
