@@ -543,6 +543,17 @@ struct NodeState {
     sup: Option<SupState>,
 }
 
+/// How a stop goes per a `shutdown` spec: `(brutal, kill_at)`. Brutal: SIGKILL at once.
+/// Otherwise the stop signal, then SIGKILL at `kill_at` (never for `infinity`).
+fn stop_plan(shutdown: Shutdown, now: Time) -> (bool, Option<Time>) {
+    match shutdown {
+        Shutdown::BrutalKill => (true, None),
+        Shutdown::Timeout(d) if d.is_zero() => (true, None),
+        Shutdown::Timeout(d) => (false, Some(now + d)),
+        Shutdown::Infinity => (false, None),
+    }
+}
+
 /// The supervision tree as a deterministic state machine.
 pub struct Engine {
     tree: Tree,
@@ -794,14 +805,10 @@ impl Engine {
                 st.status = Status::Stopping {
                     pid: Some(pid),
                     kill_at: None,
-                    killed: true,
+                    killed: false,
                 };
                 self.events.push_back(Event::Unwanted { node, pid });
-                self.actions.push_back(Action::Signal {
-                    node,
-                    pid,
-                    signal: Signal::KILL,
-                });
+                self.kill_process(node, pid);
             }
         }
     }
@@ -1054,12 +1061,7 @@ impl Engine {
                 self.sup_mut(s).waiting = Some(Wait::Terminated(c));
             }
             Status::Running { pid, .. } => {
-                let kill_at = match shutdown {
-                    Shutdown::Timeout(d) if !d.is_zero() => Some(now + d),
-                    _ => None,
-                };
-                let brutal = matches!(shutdown, Shutdown::BrutalKill)
-                    || shutdown == Shutdown::Timeout(Duration::ZERO);
+                let (brutal, kill_at) = stop_plan(shutdown, now);
                 self.nodes[c.index()].status = Status::Stopping {
                     pid,
                     kill_at,
@@ -1543,12 +1545,8 @@ impl Engine {
         if kept {
             return;
         }
-        let (signal, kill_at) = match shutdown {
-            Shutdown::BrutalKill => (Signal::KILL, None),
-            Shutdown::Timeout(d) if d.is_zero() => (Signal::KILL, None),
-            Shutdown::Timeout(d) => (stop_signal, Some(now + d)),
-            Shutdown::Infinity => (stop_signal, None),
-        };
+        let (brutal, kill_at) = stop_plan(shutdown, now);
+        let signal = if brutal { Signal::KILL } else { stop_signal };
         for pid in pids {
             if self.pids.contains_key(&pid) || self.strays.contains_key(&pid) {
                 continue; // A child of the tree is never a leftover.

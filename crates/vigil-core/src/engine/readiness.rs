@@ -30,7 +30,7 @@ use std::time::Duration;
 use crate::Time;
 
 use super::{Action, Engine, Event, ExitReason, Pid, Status, Timer, Wait};
-use crate::spec::{NodeId, Shutdown, Signal};
+use crate::spec::{NodeId, Signal};
 
 /// Which check of a process the runtime should run (see [`Action::Watch`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -223,12 +223,7 @@ impl Engine {
         self.actions.push_back(Action::Unwatch { node: c });
         let node = self.tree.node(c);
         let stop_signal = node.as_process().map_or(Signal::TERM, |p| p.stop_signal);
-        let (kill_at, brutal) = match node.shutdown {
-            Shutdown::BrutalKill => (None, true),
-            Shutdown::Timeout(d) if d.is_zero() => (None, true),
-            Shutdown::Timeout(d) => (Some(now + d), false),
-            Shutdown::Infinity => (None, false),
-        };
+        let (brutal, kill_at) = super::stop_plan(node.shutdown, now);
         self.nodes[c.index()].status = Status::Stopping {
             pid: Some(pid),
             kill_at,
