@@ -2,7 +2,9 @@
 //!
 //! Invariants (see also `clippy.toml`, which bans every other way to wait):
 //!
-//! 1. **Exactly one function waits: [`drain`].** Nothing else may call `waitpid`,
+//! 1. **Only this module waits**: `next` peeks and [`reap`] reaps; [`peek`] (the event
+//!    loop, one exit at a time) and [`drain`] (`vigil exec`, the sweep) are built on
+//!    them. Nothing else may call `waitpid`,
 //!    `waitid`, `Child::wait`/`try_wait`/`output`/`status`, or create a
 //!    `tokio::process::Child`. As PID 1 (or a subreaper) a second waiter would steal
 //!    statuses: ours with `waitid(P_ALL)`, or theirs, and std even panics on ECHILD.
@@ -44,36 +46,15 @@ pub enum Remaining {
 /// [`Remaining::Some`]. Never blocks. `EINTR` is retried; any other error (which the
 /// kernel does not produce for these arguments) is returned after the exits already
 /// reported.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "the reaper is the sole owner of wait status"
-)]
 pub fn drain(on_exit: &mut dyn FnMut(Pid, ExitStatus)) -> nix::Result<Remaining> {
-    use crate::os::sys::waitid_exited;
     loop {
-        // Peek without reaping: the zombie keeps its pid and pgid reserved.
-        let (pid, peeked) = match waitid_exited(None, true) {
-            Ok(Some(exit)) => exit,
-            Ok(None) => return Ok(Remaining::Some),
-            Err(Errno::ECHILD) => return Ok(Remaining::None),
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e),
+        let (pid, status) = match next()? {
+            Next::Exited(pid, status) => (pid, status),
+            Next::Running => return Ok(Remaining::Some),
+            Next::NoChildren => return Ok(Remaining::None),
         };
-        #[cfg(debug_assertions)]
-        crate::fatal::test_panic_on_exit(pid, peeked);
-        on_exit(pid, peeked);
-        // Now reap exactly that zombie. It cannot block (WNOHANG) and cannot fail except
-        // by EINTR: the pid is our zombie and nothing else in vigil waits.
-        loop {
-            match waitid_exited(Some(pid), false) {
-                Ok(_) => break,
-                Err(Errno::EINTR) => continue,
-                Err(Errno::ECHILD) => break,
-                Err(e) => return Err(e),
-            }
-        }
-        // Gone: the panic hook must not kill its (reusable) process group any more.
-        crate::fatal::forget_live_group(pid);
+        on_exit(pid, status);
+        reap(pid)?;
     }
 }
 
@@ -82,25 +63,42 @@ pub fn drain(on_exit: &mut dyn FnMut(Pid, ExitStatus)) -> nix::Result<Remaining>
 /// loop's way of draining: each exit is handled completely (the engine's actions carried
 /// out) while its process is still a zombie. Call [`reap`] for the pid before peeking
 /// again, or the same zombie comes back.
+pub fn peek() -> nix::Result<Option<(Pid, ExitStatus)>> {
+    Ok(match next()? {
+        Next::Exited(pid, status) => Some((pid, status)),
+        Next::Running | Next::NoChildren => None,
+    })
+}
+
+/// What a peek found.
+enum Next {
+    /// This child has exited; it is still a zombie.
+    Exited(Pid, ExitStatus),
+    /// Children exist, none has exited.
+    Running,
+    /// No children at all (`ECHILD`).
+    NoChildren,
+}
+
+/// Peeks without reaping (`WNOWAIT`): the zombie keeps its pid and pgid reserved.
 #[expect(
     clippy::disallowed_methods,
     reason = "the reaper is the sole owner of wait status"
 )]
-pub fn peek() -> nix::Result<Option<(Pid, ExitStatus)>> {
+fn next() -> nix::Result<Next> {
     use crate::os::sys::waitid_exited;
     loop {
-        match waitid_exited(None, true) {
-            Ok(exit) => {
+        return match waitid_exited(None, true) {
+            Ok(Some((pid, status))) => {
                 #[cfg(debug_assertions)]
-                if let Some((pid, status)) = exit {
-                    crate::fatal::test_panic_on_exit(pid, status);
-                }
-                return Ok(exit);
+                crate::fatal::test_panic_on_exit(pid, status);
+                Ok(Next::Exited(pid, status))
             }
-            Err(Errno::ECHILD) => return Ok(None),
+            Ok(None) => Ok(Next::Running),
+            Err(Errno::ECHILD) => Ok(Next::NoChildren),
             Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e),
-        }
+            Err(e) => Err(e),
+        };
     }
 }
 
