@@ -8,7 +8,7 @@
 //! SIGCHLD drains all exits. Exits of pids that are not the tree's are adopted orphans.
 //!
 //! It must never: decide anything about supervision (that is the engine's), wait for a
-//! process except through [`Os::drain`], block, or await (it is synchronous so that it
+//! process except through [`Os::peek_exit`] and [`Os::reap`], block, or await (it is synchronous so that it
 //! can be tested under simulated time with a fake [`Os`]: `tests/loop_seam.rs`).
 
 use tracing::{debug, error, info, warn};

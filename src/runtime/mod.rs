@@ -1,21 +1,20 @@
-//! The runtime of `vigil run`: one event loop that connects the engine to the OS.
+//! The runtime of `vigil run`: the asynchronous shell around the loop's one handler.
 //!
 //! ```text
-//!   signals (TERM INT HUP QUIT USR1 USR2 CHLD) ─┐
-//!   the engine's next deadline (one timer) ─────┤
-//!   probe results (Ready / NotReady / Unhealthy)┼─► Input ─► Engine::handle(now)
-//!                                               │               │
-//!   reaper::drain on SIGCHLD (Exited / orphan) ─┘               ▼
-//!                      Action: Spawn / Signal / Watch / Unwatch / Ready / Exit
+//!   signals (TERM INT QUIT PWR HUP USR1 USR2 CHLD) ─┐
+//!   the engine's next deadline (one timer) ─────────┤
+//!   probe results (Ready / HealthCheck / notify) ───┼─► LoopEvent ─► Loop::handle(now)
+//!   control socket and HTTP queries ────────────────┘     (handle.rs: engine inputs,
+//!                                                          each followed by its actions)
 //! ```
 //!
-//! This module owns the loop and the order of things: signal handlers are installed
-//! before the first spawn (a PID 1 drops signals it has no handler for); every
-//! [`Action::Spawn`] is carried out and answered on this thread before the next
-//! `.await`, so a pid is registered before the reaper can see it exit; every SIGCHLD
-//! drains all exits. It never decides anything about supervision (that is the
-//! engine's), never waits for a process except through [`reaper`], and never polls:
-//! when idle it sleeps until a signal or the engine's next deadline.
+//! This module owns the order of start-up and shut-down: signal handlers are installed
+//! and the control socket bound before the first spawn (a PID 1 drops signals it has no
+//! handler for); then it waits for the next source to fire and hands it to
+//! [`handle::Loop::handle`]; after the root has finished it sweeps what is left and
+//! drains child output. It never decides anything about supervision (that is the
+//! engine's), never waits for a process (the loop does, through `crate::os`), and never
+//! polls: when idle it sleeps until a signal or the engine's next deadline.
 
 pub mod handle;
 mod metrics;
